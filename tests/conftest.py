@@ -1,0 +1,65 @@
+"""Shared fixtures: real CIFAR-10 and real SqueezeNet weights from ``../shared``.
+
+CI has ``../shared``; a missing folder is an error, never a skip. Building the official
+python layout takes about 20 s, so it happens once per session; point
+``TLCOURSE_TEST_CIFAR_ROOT`` at a folder made earlier with
+``../shared/data/make-cifar10-python DIR --tar-gz`` to reuse one.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("TLCOURSE_SHARED", PROJECT_ROOT.parent / "shared"))
+
+
+def _require(path: Path) -> Path:
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} is missing. The tests read real data from ../shared beside the checkout "
+            "(or the folder named by TLCOURSE_SHARED); see ../shared/README.md."
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    return _require(SHARED)
+
+
+@pytest.fixture(scope="session")
+def weights_npz(shared_dir: Path) -> Path:
+    return _require(shared_dir / "weights" / "squeezenet1_1_imagenet.npz")
+
+
+@pytest.fixture(scope="session")
+def cifar10_root(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding ``cifar-10-batches-py/`` and ``cifar-10-python.tar.gz`` (real data)."""
+    reuse = os.environ.get("TLCOURSE_TEST_CIFAR_ROOT")
+    if reuse:
+        return _require(Path(reuse) / "cifar-10-batches-py").parent
+    out = tmp_path_factory.mktemp("cifar10")
+    script = _require(shared_dir / "data" / "make-cifar10-python")
+    subprocess.run([sys.executable, str(script), str(out), "--tar-gz"], check=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def image_folder_root(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Real CIFAR-10 JPEGs as ``<split>/<class>/NNNN.jpg``: 20 a class in train, 10 in test."""
+    archive = _require(shared_dir / "data" / "cifar10-jpeg.tar.xz")
+    out = tmp_path_factory.mktemp("imagefolder")
+    keep = {"train": 20, "test": 10}
+    with tarfile.open(archive, "r:xz") as tar:
+        for member in tar:
+            parts = member.name.split("/")
+            if member.isfile() and len(parts) == 3 and int(parts[2][:4]) < keep[parts[0]]:
+                tar.extract(member, out, filter="data")
+    return out
