@@ -24,7 +24,7 @@ NORMALIZATIONS: tuple[str, ...] = ("unit", "imagenet")
 
 
 def check_normalization(normalization: str) -> str:
-    """Return ``normalization`` if tlcourse knows it, else raise a ``ValueError`` naming the choices."""
+    """Return ``normalization`` if known, else raise a ``ValueError`` naming the choices."""
     if normalization not in NORMALIZATIONS:
         raise ValueError(
             f"`normalization` must be one of {NORMALIZATIONS}: 'unit' divides by 255 (the study), "

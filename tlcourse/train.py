@@ -1,0 +1,310 @@
+"""Compile and fit a transfer model from one config object.
+
+:func:`fit` applies the freezing strategy, compiles, and trains with a progress bar,
+per-epoch history written as JSON, and checkpoints from which an interrupted run resumes
+(``keras.callbacks.BackupAndRestore``). When everything under the head is frozen and no
+augmentation is asked for, the backbone's features are computed once and the head trains
+on them: the same result, many times faster. A run whose loss sticks at ln(classes) with
+accuracy at chance is stopped and flagged as collapsed rather than reported as a result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from tlcourse import freeze as freezing
+from tlcourse.data import ImageSet, make_dataset
+from tlcourse.models import FEATURES_LAYER, HEAD_LAYERS
+from tlcourse.preprocessing import check_normalization
+
+OPTIMIZERS = ("adam", "sgd")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training run. Defaults are the study's protocol."""
+
+    experiment: str = "E3"
+    epochs: int = 30
+    batch_size: int = 32
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    image_size: int = 32
+    normalization: str = "unit"
+    augment: bool = False
+    dropout: float = 0.5
+    label_smoothing: float = 0.0
+    clipnorm: float | None = None
+    seed: int = 0
+    cache_features: bool = True
+
+    def __post_init__(self) -> None:
+        freezing.trainable_blocks(self.experiment)
+        check_normalization(self.normalization)
+        for name in ("epochs", "batch_size", "image_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+        if self.image_size < 32:
+            raise ValueError(
+                "`image_size` must be at least 32 (SqueezeNet's pools need it). "
+                f"Received: image_size={self.image_size}"
+            )
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(
+                f"`optimizer` must be one of {OPTIMIZERS}. Received: optimizer={self.optimizer!r}"
+            )
+        if not self.learning_rate > 0:
+            raise ValueError(f"`learning_rate` must be > 0. Received: {self.learning_rate}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(
+                f"`label_smoothing` must lie in [0, 1). Received: {self.label_smoothing}"
+            )
+
+    @property
+    def strategy(self) -> str:
+        return freezing.EXPERIMENTS.get(self.experiment, self.experiment)
+
+    @property
+    def uses_feature_cache(self) -> bool:
+        return self.cache_features and self.strategy == "head" and not self.augment
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass
+class TrainResult:
+    """What :func:`fit` returns: per-epoch history and how the run went."""
+
+    config: TrainConfig
+    history: dict[str, list[float]]
+    freeze: freezing.FreezeSummary
+    wall_time_s: float
+    images_per_second: float
+    collapsed: bool = False
+    collapse_epoch: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
+    kwargs = {"learning_rate": config.learning_rate}
+    if config.clipnorm is not None:
+        kwargs["clipnorm"] = config.clipnorm
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(momentum=0.9, nesterov=True, **kwargs)
+    return keras.optimizers.Adam(**kwargs)
+
+
+def compile_model(model: keras.Model, config: TrainConfig) -> None:
+    """Compile with the config's optimizer, categorical cross-entropy and accuracy.
+
+    XLA is off on CPU-only machines (it made training slower there) and on elsewhere.
+    """
+    import tensorflow as tf
+
+    model.compile(
+        optimizer=make_optimizer(config),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        metrics=["accuracy"],
+        jit_compile=bool(tf.config.list_physical_devices("GPU")),
+    )
+
+
+def is_collapsed(loss: float, accuracy: float, num_classes: int) -> bool:
+    """True when a model predicts (close to) uniform probabilities: loss ~ ln(C), chance accuracy.
+
+    A run that is merely slow has a loss that moves away from ln(C); a collapsed one (every
+    unit in front of the head dead, or a ReLU zeroing every logit) cannot move at all.
+    """
+    return abs(loss - math.log(num_classes)) < 0.01 and accuracy < 1.5 / num_classes
+
+
+class CollapseMonitor(keras.callbacks.Callback):
+    """Stop training once the loss has sat at ln(C) with chance accuracy for ``patience`` epochs."""
+
+    def __init__(self, num_classes: int, patience: int = 2) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.patience = patience
+        self.streak = 0
+        self.collapse_epoch: int | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        if is_collapsed(logs.get("loss", 0.0), logs.get("accuracy", 1.0), self.num_classes):
+            self.streak += 1
+        else:
+            self.streak = 0
+        if self.streak >= self.patience and self.collapse_epoch is None:
+            self.collapse_epoch = epoch + 1 - self.patience + 1
+            self.model.stop_training = True
+
+
+class JSONHistory(keras.callbacks.Callback):
+    """Write every epoch's metrics to a JSON file, keeping earlier epochs across a resume."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.epochs: dict[int, dict[str, float]] = {}
+        if self.path.exists():
+            stored = json.loads(self.path.read_text())
+            self.epochs = {int(k): v for k, v in stored.items()}
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.epochs[epoch] = {k: float(v) for k, v in (logs or {}).items()}
+        self.epochs = {k: v for k, v in self.epochs.items() if k <= epoch}
+        write_json_atomic(self.path, self.epochs)
+
+    def history(self) -> dict[str, list[float]]:
+        keys = sorted({k for logs in self.epochs.values() for k in logs})
+        ordered = [self.epochs[e] for e in sorted(self.epochs)]
+        return {k: [logs[k] for logs in ordered if k in logs] for k in keys}
+
+
+def write_json_atomic(path: str | os.PathLike, obj) -> Path:
+    """Write ``obj`` as JSON to ``path`` through a temporary file and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def _head_model(model: keras.Model, feature_shape) -> keras.Model:
+    """A model from backbone features to predictions, sharing the head's layers (and weights)."""
+    inputs = keras.Input(shape=feature_shape, name="features")
+    x = inputs
+    for name in HEAD_LAYERS:
+        x = model.get_layer(name)(x)
+    return keras.Model(inputs, x, name="head")
+
+
+def extract_features(model: keras.Model, images: np.ndarray, config: TrainConfig) -> np.ndarray:
+    """The backbone's output (``fire9_concat``) for ``images``, computed once, in batches."""
+    backbone = keras.Model(model.input, model.get_layer(FEATURES_LAYER).output)
+    dataset = make_dataset(
+        images,
+        np.zeros(len(images), np.int64),
+        num_classes=1,
+        batch_size=256,
+        normalization=config.normalization,
+        image_size=config.image_size,
+    ).map(lambda x, y: x)
+    return backbone.predict(dataset, verbose=0)
+
+
+def _feature_dataset(features, labels, num_classes, config, *, shuffle):
+    import tensorflow as tf
+
+    onehot = keras.utils.to_categorical(labels, num_classes).astype("float32")
+    ds = tf.data.Dataset.from_tensor_slices((features, onehot))
+    if shuffle:
+        ds = ds.shuffle(len(features), seed=config.seed, reshuffle_each_iteration=True)
+    return ds.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def fit(
+    model: keras.Model,
+    train: ImageSet,
+    val: ImageSet,
+    config: TrainConfig,
+    *,
+    workdir: str | os.PathLike | None = None,
+    verbose: int | str = "auto",
+) -> TrainResult:
+    """Freeze, compile and train ``model`` on ``train``, validating on ``val`` each epoch.
+
+    Args:
+        model: a :func:`tlcourse.models.transfer_model`.
+        train, val: uint8 images with integer labels.
+        config: the run's settings.
+        workdir: folder for the per-epoch history and the resumable checkpoint; a rerun with
+            the same folder resumes after the last finished epoch. ``None``: no checkpoints.
+        verbose: Keras' ``verbose`` (1 = progress bar with ETA, 2 = a line per epoch).
+    """
+    num_classes = len(train.class_names)
+    keras.utils.set_random_seed(config.seed)
+    summary = freezing.freeze(model, config.experiment)
+    callbacks: list[keras.callbacks.Callback] = []
+    monitor = CollapseMonitor(num_classes)
+    callbacks.append(monitor)
+    recorder = None
+    if workdir is not None:
+        workdir = Path(workdir)
+        recorder = JSONHistory(workdir / "history.json")
+        callbacks += [keras.callbacks.BackupAndRestore(str(workdir / "backup")), recorder]
+
+    start = time.perf_counter()
+    if config.uses_feature_cache:
+        x_train = extract_features(model, train.images, config)
+        x_val = extract_features(model, val.images, config)
+        trained = _head_model(model, x_train.shape[1:])
+        train_ds = _feature_dataset(x_train, train.labels, num_classes, config, shuffle=True)
+        val_ds = _feature_dataset(x_val, val.labels, num_classes, config, shuffle=False)
+    else:
+        trained = model
+        common = {
+            "num_classes": num_classes,
+            "batch_size": config.batch_size,
+            "normalization": config.normalization,
+            "image_size": config.image_size,
+            "seed": config.seed,
+        }
+        train_ds = make_dataset(
+            train.images, train.labels, augment=config.augment, shuffle=True, **common
+        )
+        val_ds = make_dataset(val.images, val.labels, **common)
+    compile_model(trained, config)
+    keras_history = trained.fit(
+        train_ds,
+        validation_data=val_ds,
+        epochs=config.epochs,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+    wall = time.perf_counter() - start
+    history = (
+        recorder.history()
+        if recorder
+        else {k: list(map(float, v)) for k, v in keras_history.history.items()}
+    )
+    epochs_run = len(history.get("loss", []))
+    result = TrainResult(
+        config=config,
+        history=history,
+        freeze=summary,
+        wall_time_s=wall,
+        images_per_second=epochs_run * len(train) / wall if wall > 0 else float("nan"),
+    )
+    if monitor.collapse_epoch is not None:
+        result.collapsed = True
+        result.collapse_epoch = monitor.collapse_epoch
+        result.notes.append(collapse_message(config, monitor.collapse_epoch, num_classes))
+    return result
+
+
+def collapse_message(config: TrainConfig, epoch: int, num_classes: int) -> str:
+    """What a user should read when a run collapsed: what happened and what to try."""
+    return (
+        f"Run {config.experiment} collapsed at epoch {epoch}: the training loss sat at "
+        f"ln({num_classes}) = {math.log(num_classes):.3f} with chance accuracy "
+        f"({100 / num_classes:.0f}%). The model predicts the same uniform probabilities for "
+        "every image (typically every ReLU in front of the head died under too large "
+        f"updates), so its numbers are not a result. Try a smaller learning rate (got "
+        f"{config.learning_rate:g}), train the head first, or clip gradients."
+    )
