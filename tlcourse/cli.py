@@ -1,0 +1,143 @@
+"""The ``tlcourse`` command: thin subcommands over the library, no logic of their own."""
+
+from __future__ import annotations
+
+import functools
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import click  # noqa: E402
+
+from tlcourse.config import DATA_ENV, WEIGHTS_ENV  # noqa: E402
+from tlcourse.errors import TLCourseError  # noqa: E402
+
+EXPERIMENT_CHOICES = ("E1", "E2", "E3")
+
+
+def _friendly_errors(command):
+    """Turn tlcourse's own errors into a clean message and exit status 1 (no traceback)."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except TLCourseError as error:
+            raise click.ClickException(str(error)) from error
+
+    return wrapper
+
+
+def _seeds(ctx, param, value: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(s) for s in value.split(","))
+    except ValueError:
+        raise click.BadParameter(
+            f"give seeds as integers separated by commas, e.g. 0,1,2 (got {value!r})"
+        ) from None
+    if any(s < 0 for s in seeds):
+        raise click.BadParameter(f"seeds must be >= 0 (got {value!r})")
+    return seeds
+
+
+@click.group()
+@click.version_option(package_name="tlcourse")
+def main() -> None:
+    """Transfer learning with SqueezeNet 1.1 on CIFAR-10: reproduce the study, inspect data."""
+
+
+_data_option = click.option(
+    "--data",
+    envvar=DATA_ENV,
+    type=click.Path(exists=True),
+    help=f"CIFAR-10: a cifar-10-batches-py folder, the official .tar.gz, or an image-folder "
+    f"tree. Defaults to ${DATA_ENV}, then the cache, then the official download.",
+)
+_weights_option = click.option(
+    "--weights",
+    envvar=WEIGHTS_ENV,
+    type=click.Path(exists=True, dir_okay=False),
+    help=f"SqueezeNet 1.1 ImageNet weights (.npz in torchvision layout or torchvision's .pth). "
+    f"Defaults to ${WEIGHTS_ENV}, then the cache, then torchvision's download.",
+)
+
+
+@main.command()
+@click.argument("experiments", nargs=-1, type=click.Choice(EXPERIMENT_CHOICES))
+@click.option(
+    "--budget",
+    type=click.Choice(["smoke", "paper"]),
+    default="smoke",
+    show_default=True,
+    help="smoke: a small real subset in a minute or two; paper: the study's protocol in full.",
+)
+@click.option("--seeds", default="0", show_default=True, callback=_seeds, help="e.g. 0,1,2")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default="results",
+    show_default=True,
+    help="Folder for run records, figures and the table.",
+)
+@click.option(
+    "--protocol",
+    type=click.Choice(["study-lr1e-4", "study"]),
+    default="study-lr1e-4",
+    show_default=True,
+    help="study: exactly as written (Adam 1e-3 everywhere; E2/E3 usually collapse); "
+    "study-lr1e-4: Adam 1e-4 when the backbone trains.",
+)
+@_data_option
+@_weights_option
+@_friendly_errors
+def reproduce(experiments, budget, seeds, out, protocol, data, weights) -> None:
+    """Run the study's experiments E1, E2, E3 (default: all) and write results to --out."""
+    from tlcourse.reproduce import reproduce as run
+
+    run(
+        experiments or EXPERIMENT_CHOICES,
+        budget=budget,
+        seeds=seeds,
+        out=out,
+        data=data,
+        weights=weights,
+        protocol=protocol,
+        log=click.echo,
+    )
+
+
+@main.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@_friendly_errors
+def report(folder) -> None:
+    """Regenerate FOLDER/README.md (study vs ours) from the run records in FOLDER."""
+    from tlcourse.report import write_summary
+
+    click.echo(write_summary(folder))
+
+
+@main.command()
+@_data_option
+@_weights_option
+def info(data, weights) -> None:
+    """Say which CIFAR-10 and which weights tlcourse would use, and where they are."""
+    from tlcourse.config import cache_dir
+    from tlcourse.data import locate_cifar10
+    from tlcourse.provenance import package_versions
+    from tlcourse.weights import locate_weights
+
+    click.echo(f"cache:   {cache_dir()}")
+    for label, locate, value in (
+        ("data", locate_cifar10, data),
+        ("weights", locate_weights, weights),
+    ):
+        try:
+            click.echo(f"{label + ':':8} {locate(value, download=False)}")
+        except TLCourseError as error:
+            click.echo(f"{label + ':':8} not found. {error}")
+    versions = ", ".join(f"{k} {v}" for k, v in package_versions().items())
+    click.echo(f"versions: {versions}")
+
+
+if __name__ == "__main__":
+    main()
