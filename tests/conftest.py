@@ -63,3 +63,11 @@ def image_folder_root(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory
             if member.isfile() and len(parts) == 3 and int(parts[2][:4]) < keep[parts[0]]:
                 tar.extract(member, out, filter="data")
     return out
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory):
+    """No test reads the user's TLCOURSE_* settings or writes into ~/.keras."""
+    for name in ("TLCOURSE_DATA", "TLCOURSE_WEIGHTS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TLCOURSE_CACHE", str(tmp_path_factory.mktemp("cache")))

@@ -225,6 +225,7 @@ def fit(
     config: TrainConfig,
     *,
     workdir: str | os.PathLike | None = None,
+    callbacks: list[keras.callbacks.Callback] | None = None,
     verbose: int | str = "auto",
 ) -> TrainResult:
     """Freeze, compile and train ``model`` on ``train``, validating on ``val`` each epoch.
@@ -235,19 +236,19 @@ def fit(
         config: the run's settings.
         workdir: folder for the per-epoch history and the resumable checkpoint; a rerun with
             the same folder resumes after the last finished epoch. ``None``: no checkpoints.
+        callbacks: more Keras callbacks, run after tlcourse's own.
         verbose: Keras' ``verbose`` (1 = progress bar with ETA, 2 = a line per epoch).
     """
     num_classes = len(train.class_names)
     keras.utils.set_random_seed(config.seed)
     summary = freezing.freeze(model, config.experiment)
-    callbacks: list[keras.callbacks.Callback] = []
     monitor = CollapseMonitor(num_classes)
-    callbacks.append(monitor)
+    own: list[keras.callbacks.Callback] = [monitor]
     recorder = None
     if workdir is not None:
         workdir = Path(workdir)
         recorder = JSONHistory(workdir / "history.json")
-        callbacks += [keras.callbacks.BackupAndRestore(str(workdir / "backup")), recorder]
+        own += [keras.callbacks.BackupAndRestore(str(workdir / "backup")), recorder]
 
     start = time.perf_counter()
     if config.uses_feature_cache:
@@ -274,7 +275,7 @@ def fit(
         train_ds,
         validation_data=val_ds,
         epochs=config.epochs,
-        callbacks=callbacks,
+        callbacks=own + list(callbacks or []),
         verbose=verbose,
     )
     wall = time.perf_counter() - start

@@ -1,0 +1,125 @@
+"""Training on small real CIFAR-10 subsets: feature cache, resume, collapse detection."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from tlcourse.data import load_cifar10, make_dataset, stratified_split, take_per_class
+from tlcourse.evaluate import evaluate_model
+from tlcourse.models import transfer_model
+from tlcourse.train import CollapseMonitor, TrainConfig, fit, is_collapsed
+
+
+@pytest.fixture(scope="module")
+def small_split(cifar10_root):
+    train, _test = load_cifar10(cifar10_root / "cifar-10-batches-py")
+    subset = train.subset(take_per_class(train.labels, 30, seed=0))
+    train_idx, val_idx = stratified_split(subset.labels, 0.2, seed=0)
+    return subset.subset(train_idx), subset.subset(val_idx)
+
+
+def test_is_collapsed_reads_loss_and_accuracy():
+    assert is_collapsed(math.log(10), 0.10, 10)
+    assert is_collapsed(2.3030, 0.12, 10)
+    assert not is_collapsed(2.25, 0.10, 10)  # the loss moves: slow, not stuck
+    assert not is_collapsed(2.3026, 0.30, 10)
+
+
+def test_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="strategy='E7'"):
+        TrainConfig(experiment="E7")
+    with pytest.raises(ValueError, match="image_size=16"):
+        TrainConfig(image_size=16)
+    with pytest.raises(ValueError, match="normalization='bgr'"):
+        TrainConfig(normalization="bgr")
+
+
+def test_head_on_cached_features_trains_the_full_model(small_split, weights_npz):
+    train, val = small_split
+    model = transfer_model(weights=weights_npz)
+    backbone_before = model.get_layer("fire9_expand3x3").kernel.numpy().copy()
+    config = TrainConfig(experiment="E1", epochs=3, normalization="imagenet", seed=0)
+    assert config.uses_feature_cache
+    result = fit(model, train, val, config, verbose=0)
+    np.testing.assert_array_equal(
+        model.get_layer("fire9_expand3x3").kernel.numpy(), backbone_before
+    )
+    # The head trained on cached features lives in the full model: evaluating the full
+    # model on images gives the last epoch's validation accuracy.
+    dataset = make_dataset(val.images, val.labels, num_classes=10, normalization="imagenet")
+    full = evaluate_model(model, dataset, val.class_names)
+    assert full.accuracy == pytest.approx(result.history["val_accuracy"][-1], abs=1e-6)
+    assert full.accuracy > 0.25  # chance is 0.10
+    assert not result.collapsed
+    assert result.freeze.trainable_params == 5_130
+
+
+def test_interrupted_run_resumes_where_it_stopped(small_split, weights_npz, tmp_path):
+    train, val = small_split
+    config = TrainConfig(experiment="E3", epochs=3, learning_rate=1e-4, seed=1)
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(
+            transfer_model(weights=weights_npz),
+            train,
+            val,
+            config,
+            workdir=tmp_path,
+            callbacks=[Interrupt()],
+            verbose=0,
+        )
+    first_two = (tmp_path / "history.json").read_text()
+    assert '"1"' in first_two and '"2"' not in first_two
+
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            seen.append(epoch)
+
+    result = fit(
+        transfer_model(weights=weights_npz),
+        train,
+        val,
+        config,
+        workdir=tmp_path,
+        callbacks=[Record()],
+        verbose=0,
+    )
+    assert seen == [2]  # only the missing epoch ran
+    assert len(result.history["loss"]) == 3
+
+
+def test_dead_backbone_is_reported_as_collapsed(small_split, weights_npz):
+    """Kill every ReLU of fire9, as Adam at 1e-3 does in E3: the run must say so."""
+    train, val = small_split
+    model = transfer_model(weights=weights_npz)
+    for part in ("expand1x1", "expand3x3"):
+        layer = model.get_layer(f"fire9_{part}")
+        kernel, bias = layer.get_weights()
+        layer.set_weights([kernel, np.full_like(bias, -1e4)])
+    config = TrainConfig(experiment="E2", epochs=6, seed=0)
+    result = fit(model, train, val, config, verbose=0)
+    assert result.collapsed
+    assert len(result.history["loss"]) < 6  # stopped early, no point going on
+    assert "collapsed" in result.notes[0] and "2.303" in result.notes[0]
+
+
+def test_collapse_monitor_waits_for_a_streak():
+    monitor = CollapseMonitor(10, patience=2)
+    monitor.set_model(keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)]))
+    monitor.on_epoch_end(0, {"loss": 2.3026, "accuracy": 0.1})
+    monitor.on_epoch_end(1, {"loss": 2.0, "accuracy": 0.3})
+    monitor.on_epoch_end(2, {"loss": 2.3026, "accuracy": 0.1})
+    assert monitor.collapse_epoch is None
+    monitor.on_epoch_end(3, {"loss": 2.3026, "accuracy": 0.1})
+    assert monitor.collapse_epoch == 3
