@@ -17,7 +17,7 @@ from tlcourse.train import CollapseMonitor, TrainConfig, fit, is_collapsed
 @pytest.fixture(scope="module")
 def small_split(cifar10_root):
     train, _test = load_cifar10(cifar10_root / "cifar-10-batches-py")
-    subset = train.subset(take_per_class(train.labels, 30, seed=0))
+    subset = train.subset(take_per_class(train.labels, 100, seed=0))
     train_idx, val_idx = stratified_split(subset.labels, 0.2, seed=0)
     return subset.subset(train_idx), subset.subset(val_idx)
 
@@ -42,7 +42,7 @@ def test_head_on_cached_features_trains_the_full_model(small_split, weights_npz)
     train, val = small_split
     model = transfer_model(weights=weights_npz)
     backbone_before = model.get_layer("fire9_expand3x3").kernel.numpy().copy()
-    config = TrainConfig(experiment="E1", epochs=3, normalization="imagenet", seed=0)
+    config = TrainConfig(experiment="E1", epochs=10, normalization="imagenet", seed=0)
     assert config.uses_feature_cache
     result = fit(model, train, val, config, verbose=0)
     np.testing.assert_array_equal(
@@ -53,7 +53,7 @@ def test_head_on_cached_features_trains_the_full_model(small_split, weights_npz)
     dataset = make_dataset(val.images, val.labels, num_classes=10, normalization="imagenet")
     full = evaluate_model(model, dataset, val.class_names)
     assert full.accuracy == pytest.approx(result.history["val_accuracy"][-1], abs=1e-6)
-    assert full.accuracy > 0.25  # chance is 0.10
+    assert full.accuracy > 0.3  # chance is 0.10
     assert not result.collapsed
     assert result.freeze.trainable_params == 5_130
 

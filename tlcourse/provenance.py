@@ -58,17 +58,24 @@ def machine() -> dict[str, object]:
 
 
 def sha256_of(path: str | os.PathLike) -> str:
-    """sha256 of a file, or of a folder's files (names and contents, in sorted order)."""
+    """sha256 of a file, or of a folder (each file's relative name and sha256, sorted)."""
+    from tlcourse.hub import sha256sum
+
     path = Path(path)
+    if not path.is_dir():
+        return sha256sum(path)
     digest = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
-        if path.is_dir():
-            digest.update(file.relative_to(path).as_posix().encode() + b"\0")
-        with open(file, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(f"{file.relative_to(path).as_posix()}\0{sha256sum(file)}\n".encode())
     return digest.hexdigest()
+
+
+def command_line() -> str:
+    """The command as a user would type it: ``tlcourse ...`` however the CLI was started."""
+    program = Path(sys.argv[0]).name
+    if Path(program).stem in ("tlcourse", "cli", "__main__"):
+        program = "tlcourse"
+    return " ".join([program, *sys.argv[1:]])
 
 
 def now_utc() -> str:
@@ -81,7 +88,7 @@ def collect(
 ) -> dict[str, object]:
     """Everything needed to say how a run was made (wall time is added by the caller)."""
     return {
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "command": command_line(),
         "git_commit": git_commit(),
         "versions": package_versions(),
         "data": {"path": str(data_path), "sha256": sha256_of(data_path)},

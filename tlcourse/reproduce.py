@@ -173,6 +173,7 @@ def reproduce(
                 data_split.train.images, data_split.train.labels, data_split.train.class_names
             )
             plots.save_figure(fig, out_dir / "figures" / "samples.png")
+        base = provenance.collect(seed=seed, data_path=data_split.source, weights_path=weights_path)
         trained: dict[str, tuple] = {}
         for experiment in experiments:
             config = run_config(experiment, plan, protocol, seed)
@@ -207,7 +208,6 @@ def reproduce(
                 model, _test_dataset(data_split.test, result.config), data_split.test.class_names
             )
             log(f"test accuracy of {best} (best validation accuracy): {test_eval.accuracy:.2%}")
-        base = provenance.collect(seed=seed, data_path=data_split.source, weights_path=weights_path)
         for experiment, (_model, result) in trained.items():
             record = _record(
                 experiment,

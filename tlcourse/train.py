@@ -275,6 +275,7 @@ def fit(
         train_ds,
         validation_data=val_ds,
         epochs=config.epochs,
+        shuffle=False,  # the datasets shuffle themselves
         callbacks=own + list(callbacks or []),
         verbose=verbose,
     )

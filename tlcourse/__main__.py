@@ -1,0 +1,5 @@
+"""``python -m tlcourse`` runs the command-line interface."""
+
+from tlcourse.cli import main
+
+main()
