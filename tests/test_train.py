@@ -38,24 +38,36 @@ def test_config_rejects_bad_values():
         TrainConfig(normalization="bgr")
 
 
-def test_head_on_cached_features_trains_the_full_model(small_split, weights_npz):
+@pytest.mark.parametrize(
+    ("experiment", "frozen_layer", "trained_layer", "trainable"),
+    [
+        ("E1", "fire9_expand3x3", "head_conv", 5_130),
+        ("E2", "fire7_expand3x3", "fire8_squeeze", 391_306),
+    ],
+)
+def test_training_on_cached_features_trains_the_full_model(
+    small_split, weights_npz, experiment, frozen_layer, trained_layer, trainable
+):
     train, val = small_split
     model = transfer_model(weights=weights_npz)
-    backbone_before = model.get_layer("fire9_expand3x3").kernel.numpy().copy()
-    config = TrainConfig(experiment="E1", epochs=10, normalization="imagenet", seed=0)
+    frozen_before = model.get_layer(frozen_layer).kernel.numpy().copy()
+    trained_before = model.get_layer(trained_layer).kernel.numpy().copy()
+    config = TrainConfig(
+        experiment=experiment, epochs=6, learning_rate=1e-4 if experiment == "E2" else 1e-3,
+        normalization="imagenet", seed=0,
+    )  # fmt: skip
     assert config.uses_feature_cache
     result = fit(model, train, val, config, verbose=0)
-    np.testing.assert_array_equal(
-        model.get_layer("fire9_expand3x3").kernel.numpy(), backbone_before
-    )
-    # The head trained on cached features lives in the full model: evaluating the full
+    np.testing.assert_array_equal(model.get_layer(frozen_layer).kernel.numpy(), frozen_before)
+    assert not np.array_equal(model.get_layer(trained_layer).kernel.numpy(), trained_before)
+    # The layers trained on cached features are the full model's own: evaluating the full
     # model on images gives the last epoch's validation accuracy.
     dataset = make_dataset(val.images, val.labels, num_classes=10, normalization="imagenet")
     full = evaluate_model(model, dataset, val.class_names)
     assert full.accuracy == pytest.approx(result.history["val_accuracy"][-1], abs=1e-6)
     assert full.accuracy > 0.3  # chance is 0.10
     assert not result.collapsed
-    assert result.freeze.trainable_params == 5_130
+    assert result.freeze.trainable_params == trainable
 
 
 def test_interrupted_run_resumes_where_it_stopped(small_split, weights_npz, tmp_path):

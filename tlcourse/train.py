@@ -2,9 +2,9 @@
 
 :func:`fit` applies the freezing strategy, compiles, and trains with a progress bar,
 per-epoch history written as JSON, and checkpoints from which an interrupted run resumes
-(``keras.callbacks.BackupAndRestore``). When everything under the head is frozen and no
-augmentation is asked for, the backbone's features are computed once and the head trains
-on them: the same result, many times faster. A run whose loss sticks at ln(classes) with
+(``keras.callbacks.BackupAndRestore``). When the lower layers are frozen (E1, E2) and no
+augmentation is asked for, their output is computed once and only the layers that train
+run each epoch: the same result, many times faster. A run whose loss sticks at ln(classes) with
 accuracy at chance is stopped and flagged as collapsed rather than reported as a result.
 """
 
@@ -23,10 +23,12 @@ import numpy as np
 
 from tlcourse import freeze as freezing
 from tlcourse.data import ImageSet, make_dataset
-from tlcourse.models import FEATURES_LAYER, HEAD_LAYERS
+from tlcourse.models import HEAD_LAYERS
 from tlcourse.preprocessing import check_normalization
 
 OPTIMIZERS = ("adam", "sgd")
+#: Cached features larger than this are not kept in memory; the run trains end to end.
+FEATURE_CACHE_LIMIT_BYTES = 4 * 2**30
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,13 @@ class TrainConfig:
 
     @property
     def uses_feature_cache(self) -> bool:
-        return self.cache_features and self.strategy == "head" and not self.augment
+        """Whether the frozen layers' output is computed once and reused every epoch.
+
+        Exact when nothing random happens before the trained layers (no augmentation; the
+        only dropout is in the head); impossible when conv1 trains.
+        """
+        first = freezing.trainable_blocks(self.experiment)[0]
+        return self.cache_features and not self.augment and first != "conv1"
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -185,18 +193,26 @@ def write_json_atomic(path: str | os.PathLike, obj) -> Path:
     return path
 
 
-def _head_model(model: keras.Model, feature_shape) -> keras.Model:
-    """A model from backbone features to predictions, sharing the head's layers (and weights)."""
-    inputs = keras.Input(shape=feature_shape, name="features")
-    x = inputs
-    for name in HEAD_LAYERS:
-        x = model.get_layer(name)(x)
-    return keras.Model(inputs, x, name="head")
+def _first_trainable_layer(config: TrainConfig) -> str:
+    block = freezing.trainable_blocks(config.experiment)[0]
+    return {"head": HEAD_LAYERS[0], "conv1": "conv1"}.get(block, f"{block}_squeeze")
 
 
-def extract_features(model: keras.Model, images: np.ndarray, config: TrainConfig) -> np.ndarray:
-    """The backbone's output (``fire9_concat``) for ``images``, computed once, in batches."""
-    backbone = keras.Model(model.input, model.get_layer(FEATURES_LAYER).output)
+def split_at_frozen(model: keras.Model, config: TrainConfig) -> tuple[keras.Model, keras.Model]:
+    """Cut ``model`` where training starts: (frozen part, trained part), sharing layers.
+
+    For E1 the cut is in front of the head (the output of ``fire9_concat``); for E2 in front
+    of fire8. The trained part's layers are the model's own, so training it trains ``model``.
+    """
+    boundary = model.get_layer(_first_trainable_layer(config)).input
+    return (
+        keras.Model(model.input, boundary, name="frozen_part"),
+        keras.Model(boundary, model.output, name="trained_part"),
+    )
+
+
+def extract_features(frozen: keras.Model, images: np.ndarray, config: TrainConfig) -> np.ndarray:
+    """The frozen part's output for ``images``, computed once, in batches of 256."""
     dataset = make_dataset(
         images,
         np.zeros(len(images), np.int64),
@@ -205,7 +221,7 @@ def extract_features(model: keras.Model, images: np.ndarray, config: TrainConfig
         normalization=config.normalization,
         image_size=config.image_size,
     ).map(lambda x, y: x)
-    return backbone.predict(dataset, verbose=0)
+    return frozen.predict(dataset, verbose=0)
 
 
 def _feature_dataset(features, labels, num_classes, config, *, shuffle):
@@ -250,11 +266,21 @@ def fit(
         recorder = JSONHistory(workdir / "history.json")
         own += [keras.callbacks.BackupAndRestore(str(workdir / "backup")), recorder]
 
+    notes: list[str] = []
     start = time.perf_counter()
-    if config.uses_feature_cache:
-        x_train = extract_features(model, train.images, config)
-        x_val = extract_features(model, val.images, config)
-        trained = _head_model(model, x_train.shape[1:])
+    cache = config.uses_feature_cache
+    if cache:
+        frozen, trained = split_at_frozen(model, config)
+        feature_bytes = 4 * (len(train) + len(val)) * math.prod(frozen.output.shape[1:])
+        if feature_bytes > FEATURE_CACHE_LIMIT_BYTES:
+            cache = False
+            notes.append(
+                f"Not caching features: they would take {feature_bytes / 2**30:.1f} GiB "
+                f"(limit {FEATURE_CACHE_LIMIT_BYTES / 2**30:.0f} GiB); training end to end."
+            )
+    if cache:
+        x_train = extract_features(frozen, train.images, config)
+        x_val = extract_features(frozen, val.images, config)
         train_ds = _feature_dataset(x_train, train.labels, num_classes, config, shuffle=True)
         val_ds = _feature_dataset(x_val, val.labels, num_classes, config, shuffle=False)
     else:
@@ -292,6 +318,7 @@ def fit(
         freeze=summary,
         wall_time_s=wall,
         images_per_second=epochs_run * len(train) / wall if wall > 0 else float("nan"),
+        notes=notes,
     )
     if monitor.collapse_epoch is not None:
         result.collapsed = True
