@@ -110,7 +110,7 @@ def reproduce(experiments, budget, seeds, out, protocol, data, weights) -> None:
 @click.argument("folder", type=click.Path(exists=True, file_okay=False))
 @_friendly_errors
 def report(folder) -> None:
-    """Regenerate FOLDER/README.md (study vs ours) from the run records in FOLDER."""
+    """Regenerate FOLDER/README.md (study vs ours) from the run records under FOLDER."""
     from tlcourse.report import write_summary
 
     click.echo(write_summary(folder))

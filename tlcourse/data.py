@@ -13,7 +13,10 @@ Accepted layouts at ``path`` or ``$TLCOURSE_DATA``:
   ``data_batch_5``, ``test_batch``, ``batches.meta``), or a folder holding one;
 * the official archive ``cifar-10-python.tar.gz`` (read in memory, never extracted), or a
   folder holding it;
-* an image-folder tree: ``train/<class>/*.jpg`` and ``test/<class>/*.jpg``.
+* an image-folder tree: ``train/<class>/*.jpg`` and ``test/<class>/*.jpg``;
+* such a tree in an archive (``.tar``, ``.tar.gz``/``.tgz``, ``.tar.xz``, ``.tar.bz2``,
+  ``.zip``), possibly under one top folder (read in memory, never extracted), or a folder
+  holding one such archive.
 
 Images are kept as uint8 RGB, channels last, labels as int64 in the official class order
 (``tlcourse.config.CIFAR10_CLASSES``). Pixel scaling happens once, in :func:`make_dataset`,
@@ -22,20 +25,27 @@ through :func:`tlcourse.preprocessing.normalize`.
 
 from __future__ import annotations
 
+import bisect
+import contextlib
+import io
+import lzma
 import os
 import pickle
+import re
 import tarfile
+import zipfile
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from tlcourse.config import CIFAR10_CLASSES, DATA_ENV, cache_dir
-from tlcourse.errors import DataFormatError, DataNotFoundError
+from tlcourse.errors import DataFormatError, DataNotFoundError, TLCourseError
 from tlcourse.preprocessing import check_normalization, normalize, one_hot
 
 if TYPE_CHECKING:
@@ -51,6 +61,19 @@ TEST_BATCH = "test_batch"
 META_FILE = "batches.meta"
 #: File extensions :func:`load_image_folder` reads (compared in lower case).
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png")
+#: Archive names read as image folders (compared in lower case); tars are opened by content.
+ARCHIVE_SUFFIXES: tuple[str, ...] = (
+    ".tar",
+    ".tar.gz",
+    ".tgz",
+    ".tar.xz",
+    ".txz",
+    ".tar.bz2",
+    ".tbz2",
+    ".tbz",
+    ".zip",
+)
+_SPLITS = ("train", "test")
 #: Smallest side SqueezeNet 1.1 accepts: its stride-2 stem and three 3x3 stride-2 max pools
 #: ("valid") need at least 31 pixels, so 32 is the smallest size worth asking for.
 MIN_IMAGE_SIZE = 32
@@ -60,7 +83,9 @@ _LAYOUTS = (
     "or a folder holding one;\n"
     "  - the official archive `cifar-10-python.tar.gz`, or a folder holding it;\n"
     "  - an image-folder tree: `train/<class>/*.jpg` and `test/<class>/*.jpg`, "
-    "one folder per class."
+    "one folder per class;\n"
+    "  - such a tree in an archive (.tar, .tar.gz/.tgz, .tar.xz, .tar.bz2, .zip), maybe under "
+    "one top folder, or a folder holding one such archive."
 )
 _REDOWNLOAD = (
     "The file is damaged or incomplete: delete it and download CIFAR-10 again "
@@ -125,9 +150,12 @@ def _is_image_folder_root(folder: Path) -> bool:
 
 
 def _find_layout(path: Path, *, image_folders: bool = True) -> Path | None:
-    """Return what :func:`load_cifar10` should read at ``path``, or None if nothing fits."""
+    """Return what :func:`load_cifar10` should read at ``path``, or None if nothing fits.
+
+    ``image_folders=False`` (the cache) looks only for the python layout, by name.
+    """
     if path.is_file():
-        return path if path.name.endswith((".tar.gz", ".tgz")) else None
+        return path if _is_archive(path) and _archive_info(path).kind else None
     if not path.is_dir():
         return None
     if _is_batches_folder(path):
@@ -136,14 +164,36 @@ def _find_layout(path: Path, *, image_folders: bool = True) -> Path | None:
         return path / CIFAR10_FOLDER
     if (path / CIFAR10_ARCHIVE).is_file():
         return path / CIFAR10_ARCHIVE
-    if image_folders and _is_image_folder_root(path):
+    if not image_folders:
+        return None
+    if _is_image_folder_root(path):
         return path
-    return None
+    return _single_archive(path)
+
+
+def _single_archive(folder: Path) -> Path | None:
+    """The one archive in ``folder`` that holds CIFAR-10 or image folders, if any."""
+    found = [
+        p
+        for p in sorted(folder.iterdir())
+        if not p.name.startswith(".") and p.is_file() and _is_archive(p) and _archive_info(p).kind
+    ]
+    if len(found) > 1:
+        raise DataFormatError(
+            f"{folder} holds several archives of images: {', '.join(p.name for p in found)}. "
+            f"Pass the one to read (as `path`, `--data` or ${DATA_ENV}). "
+            f"Received: path={str(folder)!r}"
+        )
+    return found[0] if found else None
 
 
 def _describe(path: Path, limit: int = 10) -> str:
     if path.is_file():
-        return f"a file of {path.stat().st_size} bytes"
+        if not _is_archive(path):
+            return f"a file of {path.stat().st_size} bytes"
+        top = _archive_info(path).top
+        shown = ", ".join(top[:limit]) + (f", ... ({len(top)} in all)" if len(top) > limit else "")
+        return f"an archive of {path.stat().st_size} bytes holding: {shown or 'nothing'}"
     entries = sorted(p.name + ("/" if p.is_dir() else "") for p in path.iterdir())
     if not entries:
         return "an empty folder"
@@ -178,9 +228,10 @@ def locate_cifar10(
 
     Args:
         path: a ``cifar-10-batches-py`` folder, a folder holding one, the official
-            ``cifar-10-python.tar.gz`` or a folder holding it, or an image-folder root
-            (``train/`` and ``test/``, one sub-folder per class). Defaults to None (look in
-            ``$TLCOURSE_DATA``, then the cache).
+            ``cifar-10-python.tar.gz`` or a folder holding it, an image-folder root
+            (``train/`` and ``test/``, one sub-folder per class), or an archive of one (or a
+            folder holding exactly one such archive). Archives are told apart by their
+            member names. Defaults to None (look in ``$TLCOURSE_DATA``, then the cache).
         download: whether to download the official archive when nothing is found locally.
             Defaults to True.
         origin: URL to download from instead of the official one. Defaults to None.
@@ -445,61 +496,408 @@ def load_cifar10(
         ``(train, test)`` image sets with classes in the official order (``CIFAR10_CLASSES``).
     """
     found = locate_cifar10(path, download=download, origin=origin)
-    if found.is_dir() and not _is_batches_folder(found) and _is_image_folder_root(found):
-        split_classes = {split: set(_visible_dirs(found / split)) for split in ("train", "test")}
-        for split, names in split_classes.items():
+    if found.is_dir():
+        images = not _is_batches_folder(found) and _is_image_folder_root(found)
+    else:
+        images = _is_archive(found) and _archive_info(found).kind == "images"
+    if not images:
+        return load_cifar10_python(found)
+    kwargs = {"splits": _SPLITS, "class_names": CIFAR10_CLASSES}
+    with _image_tree(found, **kwargs, limit=None) as tree:
+        for split in _SPLITS:
+            names = set(tree.dirs(split))
             if names != set(CIFAR10_CLASSES):
                 raise DataFormatError(
-                    f"{found / split} has the class folders {sorted(names)}, but CIFAR-10 needs "
-                    f"exactly {list(CIFAR10_CLASSES)}. For other classes use "
+                    f"{tree.where(split)} has the class folders {sorted(names)}, but CIFAR-10 "
+                    f"needs exactly {list(CIFAR10_CLASSES)}. For other classes use "
                     "tlcourse.data.load_image_folder."
                 )
-        sets = load_image_folder(found, class_names=CIFAR10_CLASSES, image_size=(32, 32))
-        return sets["train"], sets["test"]
-    return load_cifar10_python(found)
+        sets = _read_tree(tree, _SPLITS, CIFAR10_CLASSES, (32, 32), None)
+    return sets["train"], sets["test"]
 
 
 # --------------------------------------------------------------------------------------------
-# Image folders
+# Image folders, on disk or in an archive
 # --------------------------------------------------------------------------------------------
+
+#: Opens one image file for reading: a file on disk or an archive member's bytes.
+_Opener = Callable[[], IO[bytes]]
+#: What reading a damaged archive raises (tarfile, zipfile, and the gzip/bz2/xz/zlib streams).
+_ARCHIVE_ERRORS = (
+    tarfile.TarError,
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    EOFError,
+    OSError,
+    zlib.error,
+    lzma.LZMAError,
+    NotImplementedError,
+    RuntimeError,
+)
+_DRIVE = re.compile(r"^[A-Za-z]:")
 
 
 def _visible_dirs(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
+def _is_image_name(name: str) -> bool:
+    return not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
+
+
 def _image_files(folder: Path) -> list[Path]:
-    files = (
-        p
-        for p in folder.iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS
-    )
+    files = (p for p in folder.iterdir() if p.is_file() and _is_image_name(p.name))
     return sorted(files, key=lambda p: p.name)
 
 
-def _read_image(file: Path, expected: tuple[int, int] | None, first: Path | None) -> np.ndarray:
+def _is_archive(path: Path) -> bool:
+    return path.name.lower().endswith(ARCHIVE_SUFFIXES)
+
+
+class _FolderTree:
+    """An image-folder root on disk: ``root/<split>/<class>/<image>``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def where(self, *parts: str) -> str:
+        return str(self.root.joinpath(*parts))
+
+    def is_dir(self, *parts: str) -> bool:
+        return self.root.joinpath(*parts).is_dir()
+
+    def dirs(self, *parts: str) -> list[str]:
+        folder = self.root.joinpath(*parts)
+        return _visible_dirs(folder) if folder.is_dir() else []
+
+    def images(self, *parts: str) -> list[tuple[str, _Opener]]:
+        return [(str(f), partial(open, f, "rb")) for f in _image_files(self.root.joinpath(*parts))]
+
+
+class _ArchiveTree:
+    """An image-folder root inside an archive, maybe under one top folder (``prefix``).
+
+    ``folders`` maps every folder (a tuple of names) to its visible sub-folders; ``files`` maps a
+    class folder to ``{file name: opener}`` for the image members kept while reading.
+    """
+
+    def __init__(
+        self,
+        archive: Path,
+        folders: dict[tuple[str, ...], set[str]],
+        files: dict[tuple[str, ...], dict[str, _Opener]],
+        prefix: tuple[str, ...],
+    ) -> None:
+        self.archive, self.folders, self.files, self.prefix = archive, folders, files, prefix
+
+    def where(self, *parts: str) -> str:
+        inside = "/".join(self.prefix + parts)
+        return f"{self.archive}:{inside}" if inside else str(self.archive)
+
+    def is_dir(self, *parts: str) -> bool:
+        return self.prefix + parts in self.folders
+
+    def dirs(self, *parts: str) -> list[str]:
+        return sorted(self.folders.get(self.prefix + parts, ()))
+
+    def images(self, *parts: str) -> list[tuple[str, _Opener]]:
+        entries = self.files.get(self.prefix + parts, {})
+        return [(self.where(*parts, name), entries[name]) for name in sorted(entries)]
+
+
+def _damaged(archive: Path, err: BaseException) -> DataFormatError:
+    return DataFormatError(
+        f"{archive} could not be read to the end ({type(err).__name__}: {err}): the archive is "
+        "damaged or incomplete. Download it again, or re-create it from the image folders "
+        "(e.g. `tar -czf images.tar.gz train test` or `zip -r images.zip train test`)."
+    )
+
+
+@contextlib.contextmanager
+def _open_archive(archive: Path) -> Iterator[tarfile.TarFile | zipfile.ZipFile]:
+    """Open a ``.zip`` or a (compressed) tar; read errors in the block become DataFormatError."""
     try:
-        image = Image.open(file)
-    except (UnidentifiedImageError, OSError) as err:
+        if archive.name.lower().endswith(".zip"):
+            handle: tarfile.TarFile | zipfile.ZipFile = zipfile.ZipFile(archive)
+        else:
+            handle = tarfile.open(archive, "r:*")  # noqa: SIM115 - closed below
+    except _ARCHIVE_ERRORS as err:
+        raise _damaged(archive, err) from err
+    try:
+        with handle:
+            yield handle
+    except TLCourseError:
+        raise
+    except _ARCHIVE_ERRORS as err:
+        raise _damaged(archive, err) from err
+
+
+def _members(handle: tarfile.TarFile | zipfile.ZipFile) -> Iterator[tuple[str, str, Any]]:
+    """``(name, kind, member)`` in archive order; kind is "dir", "file" or "other" (links)."""
+    if isinstance(handle, zipfile.ZipFile):
+        for info in handle.infolist():
+            yield info.filename, "dir" if info.is_dir() else "file", info
+    else:
+        for member in handle:
+            kind = "dir" if member.isdir() else "file" if member.isfile() else "other"
+            yield member.name, kind, member
+
+
+def _member_parts(archive: Path, name: str) -> tuple[str, ...] | None:
+    """A member's path as a tuple of names; None for hidden entries (``.x``, ``__MACOSX``).
+
+    Raises:
+        DataFormatError: an absolute name or one with ``..`` (nothing is extracted, but an
+            archive holding one is not trusted).
+    """
+    if name.startswith(("/", "\\")) or _DRIVE.match(name) or ".." in re.split(r"[/\\]", name):
         raise DataFormatError(
-            f"{file} could not be read as an image ({type(err).__name__}: {err}). "
-            "Replace or delete it."
+            f"{archive} holds the member {name!r}, an absolute path or one that climbs out "
+            "with '..'; such an archive is refused. Re-create it with paths relative to the "
+            "image-folder root, e.g. `tar -C <root> -czf images.tar.gz train test`."
+        )
+    parts = tuple(p for p in name.split("/") if p not in ("", "."))
+    if not parts or parts[0] == "__MACOSX" or any(p.startswith(".") for p in parts):
+        return None
+    return parts
+
+
+class _ArchiveInfo(NamedTuple):
+    kind: str | None  # "python" (cifar-10-batches-py), "images" (train/ and test/) or None
+    top: tuple[str, ...]  # first-level entries seen, folders ending in "/"
+
+
+_ARCHIVE_INFO: dict[tuple[str, int, int], _ArchiveInfo] = {}
+
+
+def _archive_info(archive: Path) -> _ArchiveInfo:
+    """What ``archive`` holds, from its member names; remembered per path, size and mtime."""
+    stat = archive.stat()
+    key = (str(archive.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _ARCHIVE_INFO:
+        _ARCHIVE_INFO[key] = _scan_archive(archive)
+    return _ARCHIVE_INFO[key]
+
+
+def _scan_archive(archive: Path) -> _ArchiveInfo:
+    """Read member names until the layout is clear (a zip's names cost no decompression)."""
+    python_names = {META_FILE, TEST_BATCH, *TRAIN_BATCHES}
+    splits_seen: dict[tuple[str, ...], set[str]] = {}
+    top: dict[str, None] = {}
+    kind = None
+    with _open_archive(archive) as handle:
+        is_tar = isinstance(handle, tarfile.TarFile)
+        for name, what, _ in _members(handle):
+            parts = _member_parts(archive, name)
+            if parts is None:
+                continue
+            top[parts[0] + ("/" if len(parts) > 1 or what == "dir" else "")] = None
+            if is_tar and (
+                CIFAR10_FOLDER in parts or (what == "file" and parts[-1] in python_names)
+            ):
+                kind = "python"
+                break
+            if (
+                what == "file"
+                and len(parts) in (3, 4)
+                and parts[-3] in _SPLITS
+                and _is_image_name(parts[-1])
+            ):
+                seen = splits_seen.setdefault(parts[:-3], set())
+                seen.add(parts[-3])
+                if len(seen) == len(_SPLITS):
+                    kind = "images"
+                    break
+    return _ArchiveInfo(kind, tuple(sorted(top)))
+
+
+@contextlib.contextmanager
+def _archive_tree(
+    archive: Path,
+    *,
+    splits: Sequence[str],
+    class_names: Sequence[str] | None,
+    limit: int | None,
+) -> Iterator[_ArchiveTree]:
+    """Read an archive's folders and image members in one pass, in memory.
+
+    A tar is read sequentially once: the bytes of the images that may be loaded (their split
+    and class wanted, and among the first ``limit`` names of their folder) are kept, nothing
+    else. A zip is read lazily, member by member, while the tree is in use.
+    """
+    folders: dict[tuple[str, ...], set[str]] = {(): set()}
+    files: dict[tuple[str, ...], dict[str, _Opener]] = {}
+    kept: dict[tuple[str, ...], list[str]] = {}  # per folder, the names holding bytes, sorted
+    wanted = None if class_names is None else set(class_names)
+    with _open_archive(archive) as handle:
+        is_zip = isinstance(handle, zipfile.ZipFile)
+        for name, what, member in _members(handle):
+            parts = _member_parts(archive, name)
+            if parts is None or what == "other":
+                continue
+            for i in range(len(parts) if what == "dir" else len(parts) - 1):
+                folders.setdefault(parts[:i], set()).add(parts[i])
+                folders.setdefault(parts[: i + 1], set())
+            if (
+                what != "file"
+                or len(parts) not in (3, 4)
+                or parts[-3] not in splits
+                or (wanted is not None and parts[-2] not in wanted)
+                or not _is_image_name(parts[-1])
+            ):
+                continue
+            folder, file = parts[:-1], parts[-1]
+            entries = files.setdefault(folder, {})
+            if is_zip:
+                entries[file] = partial(_zip_member, handle, member)
+                continue
+            names = kept.setdefault(folder, [])
+            if file not in entries:
+                if limit is not None and len(names) >= limit and file > names[-1]:
+                    continue  # sorts after the first `limit` names: never read
+                bisect.insort(names, file)
+                if limit is not None and len(names) > limit:
+                    del entries[names.pop()]
+            stream = handle.extractfile(member)
+            assert stream is not None  # a regular file always has a stream
+            entries[file] = partial(io.BytesIO, stream.read())
+        top = folders[()]
+        single = len(top) == 1 and not any(split in top for split in splits)
+        yield _ArchiveTree(archive, folders, files, (next(iter(top)),) if single else ())
+
+
+def _zip_member(handle: zipfile.ZipFile, info: zipfile.ZipInfo) -> IO[bytes]:
+    return io.BytesIO(handle.read(info))
+
+
+@contextlib.contextmanager
+def _image_tree(
+    root: Path,
+    *,
+    splits: Sequence[str],
+    class_names: Sequence[str] | None,
+    limit: int | None,
+) -> Iterator[_FolderTree | _ArchiveTree]:
+    if root.is_dir():
+        yield _FolderTree(root)
+    elif root.is_file() and _is_archive(root):
+        with _archive_tree(root, splits=splits, class_names=class_names, limit=limit) as tree:
+            yield tree
+    elif root.exists():
+        raise DataFormatError(
+            f"{root} is neither a folder nor an archive ({', '.join(ARCHIVE_SUFFIXES)}). "
+            "Expected `<root>/<split>/<class>/<image>`, as folders or in an archive. "
+            f"Received: root={str(root)!r}"
+        )
+    else:
+        raise DataNotFoundError(
+            f"{root} does not exist. Expected a folder or an archive holding "
+            f"`<split>/<class>/<image>` with the splits {tuple(splits)}. "
+            f"Received: root={str(root)!r}"
+        )
+
+
+def _read_image(
+    where: str, opener: _Opener, expected: tuple[int, int] | None, first: str | None
+) -> np.ndarray:
+    try:
+        stream = opener()
+    except OSError as err:
+        raise DataFormatError(
+            f"{where} could not be read ({type(err).__name__}: {err}). Replace or delete it."
         ) from err
-    with image:
-        size = (image.height, image.width)
-        if expected is not None and size != expected:
-            against = f"the first image, {first}," if first else "`image_size`"
-            raise DataFormatError(
-                f"{file} is {size[0]}x{size[1]} (height x width) but {against} is "
-                f"{expected[0]}x{expected[1]}; every image must have the same size. Resize "
-                "the images first (e.g. Pillow's Image.resize) and save them again."
-            )
+    with stream:
         try:
-            return np.asarray(image.convert("RGB"), dtype=np.uint8)
-        except (OSError, SyntaxError, ValueError) as err:
+            image = Image.open(stream)
+        except (UnidentifiedImageError, OSError) as err:
             raise DataFormatError(
-                f"{file} could not be decoded ({type(err).__name__}: {err}). Replace or delete it."
+                f"{where} could not be read as an image ({type(err).__name__}: {err}). "
+                "Replace or delete it."
             ) from err
+        with image:
+            size = (image.height, image.width)
+            if expected is not None and size != expected:
+                against = f"the first image, {first}," if first else "`image_size`"
+                raise DataFormatError(
+                    f"{where} is {size[0]}x{size[1]} (height x width) but {against} is "
+                    f"{expected[0]}x{expected[1]}; every image must have the same size. Resize "
+                    "the images first (e.g. Pillow's Image.resize) and save them again."
+                )
+            try:
+                return np.asarray(image.convert("RGB"), dtype=np.uint8)
+            except (OSError, SyntaxError, ValueError) as err:
+                raise DataFormatError(
+                    f"{where} could not be decoded ({type(err).__name__}: {err}). "
+                    "Replace or delete it."
+                ) from err
+
+
+def _read_tree(
+    tree: _FolderTree | _ArchiveTree,
+    splits: Sequence[str],
+    class_names: Sequence[str] | None,
+    image_size: tuple[int, int] | None,
+    limit_per_class: int | None,
+) -> dict[str, ImageSet]:
+    """Check an image-folder tree and decode its images: the one reader of folders and archives."""
+    missing_splits = [s for s in splits if not tree.is_dir(s)]
+    if missing_splits:
+        raise DataFormatError(
+            f"{tree.where()} has no split folder {', '.join(missing_splits)} (it holds "
+            f"{tree.dirs()}). Expected `<root>/<split>/<class>/<image>` for the splits "
+            f"{tuple(splits)}; pass `splits=` to read others."
+        )
+
+    found = {split: tree.dirs(split) for split in splits}
+    if class_names is None:
+        names = set().union(*found.values())
+        ordered = CIFAR10_CLASSES if names == set(CIFAR10_CLASSES) else tuple(sorted(names))
+    else:
+        ordered = tuple(class_names)
+    if not ordered:
+        raise DataFormatError(
+            f"{tree.where()} has no class folders under {', '.join(splits)}. "
+            "Expected `<root>/<split>/<class>/<image>`, one folder per class."
+        )
+    for split in splits:
+        absent = [c for c in ordered if c not in found[split]]
+        if absent:
+            raise DataFormatError(
+                f"Split {split!r} has no folder for the class(es) {', '.join(absent)} "
+                f"(looked in {tree.where(split)}). Every split needs the same classes: add "
+                f"{tree.where(split, absent[0])}/ with images, or remove that class from the "
+                "other splits (or pass `class_names=`)."
+            )
+
+    listing: dict[str, list[tuple[str, _Opener, int]]] = {}
+    for split in splits:
+        listing[split] = []
+        for label, name in enumerate(ordered):
+            files = tree.images(split, name)
+            if not files:
+                raise DataFormatError(
+                    f"Class {name!r} of split {split!r} has no images ({tree.where(split, name)} "
+                    f"holds no {'/'.join(IMAGE_EXTENSIONS)} file). Add images or remove the "
+                    "class folder from every split."
+                )
+            listing[split].extend(
+                (where, opener, label) for where, opener in files[:limit_per_class]
+            )
+
+    expected, first = image_size, None
+    result = {}
+    for split in splits:
+        images = None
+        labels = np.array([label for _, _, label in listing[split]], dtype=np.int64)
+        for i, (where, opener, _) in enumerate(listing[split]):
+            pixels = _read_image(where, opener, expected, first)
+            if expected is None:
+                expected, first = pixels.shape[:2], where
+            if images is None:
+                images = np.empty((len(labels), *expected, 3), dtype=np.uint8)
+            images[i] = pixels
+        result[split] = ImageSet(images, labels, ordered)
+    return result
 
 
 def load_image_folder(
@@ -512,27 +910,33 @@ def load_image_folder(
 ) -> dict[str, ImageSet]:
     """Read images laid out as ``root/<split>/<class>/<file>`` into one ImageSet per split.
 
+    ``root`` is a folder, or an archive of one (``.tar``, ``.tar.gz``/``.tgz``, ``.tar.xz``,
+    ``.tar.bz2``, ``.zip``) whose members are ``<split>/<class>/<file>``, possibly all under
+    one top folder. Archives are read in memory, never extracted; members with absolute paths
+    or ``..`` are refused.
+
     Files ending ``.jpg``, ``.jpeg`` or ``.png`` (any case) are read with Pillow and converted to
     RGB; other files and hidden entries are skipped. Files are taken in name order.
 
     Args:
-        root: the folder holding one sub-folder per split.
+        root: the folder (or archive) holding one sub-folder per split.
         splits: the split folders to read. Defaults to ``("train", "test")``.
         class_names: the classes to read, in label order. Defaults to None: the class folders
             found, in CIFAR-10's official order if they are its ten classes, else sorted.
             When given, other class folders are ignored.
         image_size: the ``(height, width)`` every image must have. Defaults to None: the size
             of the first image read. Images are never resized here.
-        limit_per_class: read only the first N files of each class (quick runs). Defaults to
-            None (all).
+        limit_per_class: read only the first N files of each class (quick runs); the others
+            are never decoded. Defaults to None (all).
 
     Returns:
         ``{split: ImageSet}`` with the same ``class_names`` in every split.
 
     Raises:
         DataNotFoundError: ``root`` does not exist.
-        DataFormatError: a split or class folder is missing or empty, an image is unreadable
-            or of another size.
+        DataFormatError: ``root`` is neither a folder nor an archive, the archive is damaged or
+            holds an unsafe member name, a split or class folder is missing or empty, an image
+            is unreadable or of another size.
     """
     root = Path(root).expanduser()
     if isinstance(splits, str) or not splits:
@@ -555,72 +959,15 @@ def load_image_folder(
                 f"Received: image_size={image_size!r}"
             )
         image_size = (size[0], size[1])
-    if not root.is_dir():
-        raise DataNotFoundError(
-            f"{root} is not a folder. Expected `<root>/<split>/<class>/<image>` with the splits "
-            f"{tuple(splits)}. Received: root={str(root)!r}"
+    if class_names is not None and (
+        isinstance(class_names, str) or not class_names or len(set(class_names)) != len(class_names)
+    ):
+        raise ValueError(
+            "`class_names` must be distinct folder names, at least one. "
+            f"Received: class_names={class_names!r}"
         )
-    missing_splits = [s for s in splits if not (root / s).is_dir()]
-    if missing_splits:
-        raise DataFormatError(
-            f"{root} has no split folder {', '.join(missing_splits)} (it holds "
-            f"{_visible_dirs(root)}). Expected `<root>/<split>/<class>/<image>` for the splits "
-            f"{tuple(splits)}; pass `splits=` to read others."
-        )
-
-    found = {split: _visible_dirs(root / split) for split in splits}
-    if class_names is None:
-        names = set().union(*found.values())
-        ordered = CIFAR10_CLASSES if names == set(CIFAR10_CLASSES) else tuple(sorted(names))
-    else:
-        ordered = tuple(class_names)
-        if len(set(ordered)) != len(ordered) or not ordered:
-            raise ValueError(
-                "`class_names` must be distinct folder names, at least one. "
-                f"Received: class_names={class_names!r}"
-            )
-    if not ordered:
-        raise DataFormatError(
-            f"{root} has no class folders under {', '.join(splits)}. "
-            "Expected `<root>/<split>/<class>/<image>`, one folder per class."
-        )
-    for split in splits:
-        absent = [c for c in ordered if c not in found[split]]
-        if absent:
-            raise DataFormatError(
-                f"Split {split!r} has no folder for the class(es) {', '.join(absent)} "
-                f"(looked in {root / split}). Every split needs the same classes: add "
-                f"{root / split / absent[0]}/ with images, or remove that class from the "
-                "other splits (or pass `class_names=`)."
-            )
-
-    listing: dict[str, list[tuple[Path, int]]] = {}
-    for split in splits:
-        listing[split] = []
-        for label, name in enumerate(ordered):
-            files = _image_files(root / split / name)
-            if not files:
-                raise DataFormatError(
-                    f"Class {name!r} of split {split!r} has no images ({root / split / name} "
-                    f"holds no {'/'.join(IMAGE_EXTENSIONS)} file). Add images or remove the "
-                    "class folder from every split."
-                )
-            listing[split].extend((f, label) for f in files[:limit_per_class])
-
-    expected, first = image_size, None
-    result = {}
-    for split in splits:
-        images = None
-        labels = np.array([label for _, label in listing[split]], dtype=np.int64)
-        for i, (file, _) in enumerate(listing[split]):
-            pixels = _read_image(file, expected, first)
-            if expected is None:
-                expected, first = pixels.shape[:2], file
-            if images is None:
-                images = np.empty((len(labels), *expected, 3), dtype=np.uint8)
-            images[i] = pixels
-        result[split] = ImageSet(images, labels, ordered)
-    return result
+    with _image_tree(root, splits=splits, class_names=class_names, limit=limit_per_class) as tree:
+        return _read_tree(tree, splits, class_names, image_size, limit_per_class)
 
 
 # --------------------------------------------------------------------------------------------

@@ -18,11 +18,13 @@ HEADER = (
 
 
 def load_records(folder: str | os.PathLike) -> list[dict]:
-    """Every run record (``*.json`` with a ``schema`` key) in ``folder``, sorted by name."""
+    """Every run record under ``folder`` (sub-folders included), sorted by path."""
+    from tlcourse.reproduce import RECORD_KIND
+
     records = []
-    for path in sorted(Path(folder).glob("*.json")):
+    for path in sorted(Path(folder).rglob("*.json")):
         record = json.loads(path.read_text())
-        if isinstance(record, dict) and "schema" in record:
+        if isinstance(record, dict) and record.get("kind") == RECORD_KIND:
             records.append(record)
     return records
 
@@ -69,7 +71,7 @@ def summary_table(records: list[dict]) -> str:
 
 
 def write_summary(folder: str | os.PathLike) -> Path:
-    """Write ``folder/README.md``: the summary table of the run records in ``folder``."""
+    """Write ``folder/README.md``: the summary table of the run records under ``folder``."""
     folder = Path(folder)
     records = load_records(folder)
     text = HEADER.format(folder=folder) + "\n# Reproduction of the study\n\n"
@@ -78,8 +80,8 @@ def write_summary(folder: str | os.PathLike) -> Path:
         "\nOurs: final-epoch validation accuracy; test accuracy only for the run with the best "
         "validation accuracy of its seed (the test set is used once). Collapsed runs (loss "
         "stuck at ln 10, chance accuracy) are counted, not averaged. Each run's record "
-        "(`<experiment>-seed<seed>.json`) holds its per-epoch metrics, configuration and "
-        "provenance; figures are in `figures/`.\n"
+        "(`<budget>/<experiment>-<protocol>-seed<seed>.json`) holds its per-epoch metrics, "
+        "configuration and provenance; figures are in `<budget>/figures/`.\n"
     )
     path = folder / "README.md"
     tmp = path.with_name(".README.md.tmp")

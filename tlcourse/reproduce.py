@@ -3,9 +3,10 @@
 For each seed, each experiment (E1, E2, E3 or a subset) trains a fresh transfer model; the
 test set is used once, at the end, on the model with the best validation accuracy. Every
 run is written to ``<out>/<budget>/`` as a JSON record (per-epoch metrics, final numbers,
-provenance) with its figures as PNG, and a Markdown table puts our numbers next to the
-study's. Files are written whole (temporary file, then rename): a run that fails leaves no
-half-written file, and earlier finished runs stay as they are.
+provenance) with its figures as PNG, and ``<out>/README.md``, a table made from every record
+under ``<out>``, puts our numbers next to the study's. Files are written whole (temporary
+file, then rename): a run that fails leaves no half-written file, and earlier finished runs
+stay as they are.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from tlcourse.freeze import EXPERIMENTS
 from tlcourse.train import TrainConfig, TrainResult, fit, write_json_atomic
 
 SCHEMA_VERSION = 1
+#: Marks a JSON file as a training-run record (``tlcourse.report`` reads only those).
+RECORD_KIND = "tlcourse-run"
 
 
 @dataclass(frozen=True)
@@ -195,7 +198,7 @@ def reproduce(
             for note in result.notes:
                 log(f"WARNING: {note}")
             trained[experiment] = (model, result)
-            if experiment == experiments[-1] and seed == seeds[0]:
+            if seed == seeds[0]:  # the network, coloured by what trains in this experiment
                 fig = plots.plot_network(
                     model, title=f"SqueezeNet 1.1 transfer model, {experiment}"
                 )
@@ -218,7 +221,7 @@ def reproduce(
                 base,
                 test_eval if experiment == best else None,
             )
-            name = f"{experiment}-seed{seed}"
+            name = run_name(experiment, protocol, seed)
             fig = plots.plot_history(
                 result.history,
                 title=f"{experiment} ({plan.name}, seed {seed})",
@@ -237,9 +240,14 @@ def reproduce(
             records.append(record)
     from tlcourse.report import write_summary
 
-    table = write_summary(out_dir)
+    table = write_summary(out)
     log(f"wrote {len(records)} run records and {table}")
     return records
+
+
+def run_name(experiment: str, protocol: str, seed: int) -> str:
+    """File stem of a run's record and figures, e.g. ``E3-study-lr1e-4-seed0``."""
+    return f"{experiment}-{protocol}-seed{seed}"
 
 
 def _study(experiment: str) -> dict:
@@ -280,6 +288,7 @@ def _record(
     val = history.get("val_accuracy", [])
     best_epoch = max(range(len(val)), key=val.__getitem__) if val else None
     return {
+        "kind": RECORD_KIND,
         "schema": SCHEMA_VERSION,
         "experiment": experiment,
         "budget": budget.name,
