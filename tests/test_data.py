@@ -1,14 +1,20 @@
-"""tlcourse.data on real CIFAR-10: the official python layout, its archive, and image folders.
+"""tlcourse.data on real CIFAR-10: the official python layout, its archive, and image folders
+(on disk, in the shared ``cifar10-jpeg.tar.xz``, and in archives packed here).
 
 Broken inputs are made from copies (or links) of the real files in ``tmp_path``; the source
-folders from the fixtures are only read, and a test checks that nothing was written to them.
+folders from the fixtures and the shared archive are only read, and tests check that nothing
+was written to them.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
+import re
 import shutil
+import tarfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -239,6 +245,164 @@ def test_nothing_written_into_the_sources(
     sources_before, cifar10_root, image_folder_root, folder_sets, archive_sets, image_sets
 ):
     assert _snapshot(cifar10_root, image_folder_root) == sources_before
+
+
+# --------------------------------------------------------------------------------------------
+# Image folders in archives
+# --------------------------------------------------------------------------------------------
+
+TOP = "cifar10-images"  # the top folder of the archives made here
+
+
+def _make_archive(source: Path, target: Path, extra: dict[str, bytes] | None = None) -> Path:
+    """Pack ``source`` under ``TOP/`` as a zip (files only) or a .tar.gz (with folders)."""
+    files = [f for f in sorted(source.rglob("*")) if f.is_file()]
+    if target.suffix == ".zip":
+        with zipfile.ZipFile(target, "w") as zf:
+            for file in files:
+                zf.write(file, f"{TOP}/{file.relative_to(source).as_posix()}")
+            for name, payload in (extra or {}).items():
+                zf.writestr(name, payload)
+    else:
+        with tarfile.open(target, "w:gz") as tar:
+            tar.add(source, arcname=TOP)
+            for name, payload in (extra or {}).items():
+                info = tarfile.TarInfo(name)
+                info.size = len(payload)
+                tar.addfile(info, io.BytesIO(payload))
+    return target
+
+
+@pytest.fixture(scope="module")
+def jpeg_archive(shared_dir: Path) -> Path:
+    return shared_dir / "data" / "cifar10-jpeg.tar.xz"
+
+
+@pytest.fixture(scope="module")
+def jpeg_archive_before(jpeg_archive: Path) -> dict[str, tuple[int, int]]:
+    """The archive's folder before any loader of this module read the archive."""
+    return _snapshot(jpeg_archive.parent)
+
+
+@pytest.fixture(scope="module")
+def jpeg_archive_sets(jpeg_archive, jpeg_archive_before) -> tuple[data.ImageSet, data.ImageSet]:
+    """All 60,000 images of the shared .tar.xz, read once (about 10 s)."""
+    return data.load_cifar10(jpeg_archive, download=False)
+
+
+@pytest.fixture(scope="module")
+def small_archives(image_folder_root: Path, tmp_path_factory) -> dict[str, Path]:
+    """The ``image_folder_root`` fixture packed under a top folder as .zip and .tar.gz."""
+    out = tmp_path_factory.mktemp("archives")
+    return {
+        suffix: _make_archive(image_folder_root, out / f"images{suffix}")
+        for suffix in (".zip", ".tar.gz")
+    }
+
+
+def test_jpeg_archive_loads_all_images_in_official_order(jpeg_archive_sets):
+    train, test = jpeg_archive_sets
+    assert train.images.shape == (50_000, 32, 32, 3) and test.images.shape == (10_000, 32, 32, 3)
+    assert train.images.dtype == np.uint8 and test.images.dtype == np.uint8
+    assert train.labels.dtype == np.int64 and test.labels.dtype == np.int64
+    assert train.class_names == test.class_names == CIFAR10_CLASSES
+    # sorted member names: class by class in label order, files in name order
+    np.testing.assert_array_equal(train.labels, np.repeat(np.arange(10), 5_000))
+    np.testing.assert_array_equal(test.labels, np.repeat(np.arange(10), 1_000))
+    assert 110 < train.images.mean() < 130
+
+
+def test_jpeg_archive_pixels_equal_the_extracted_files(jpeg_archive_sets, image_sets):
+    # image_folder_root holds NNNN.jpg < 20 (train) and < 10 (test) of each class
+    for full, extracted, per_class, kept in zip(
+        jpeg_archive_sets,
+        (image_sets["train"], image_sets["test"]),
+        (5_000, 1_000),
+        (20, 10),
+        strict=True,
+    ):
+        index = (np.arange(10)[:, None] * per_class + np.arange(kept)).ravel()
+        np.testing.assert_array_equal(full.images[index], extracted.images)
+        np.testing.assert_array_equal(full.labels[index], extracted.labels)
+
+
+def test_locate_finds_the_jpeg_archive(jpeg_archive, monkeypatch, tmp_path, no_env):
+    monkeypatch.setenv(DATA_ENV, str(jpeg_archive))
+    assert data.locate_cifar10(download=False) == jpeg_archive
+    holder = tmp_path / "downloads"
+    holder.mkdir()
+    (holder / "notes.txt").write_text("not an archive")
+    (holder / jpeg_archive.name).symlink_to(jpeg_archive)
+    assert data.locate_cifar10(holder) == holder / jpeg_archive.name
+
+
+def test_locate_tells_python_and_image_archives_apart(archive, small_archives, tmp_path, no_env):
+    renamed = tmp_path / "c10-python.tgz"  # the official archive under another name
+    renamed.symlink_to(archive)
+    assert data.locate_cifar10(renamed) == renamed
+    assert data.locate_cifar10(small_archives[".zip"]) == small_archives[".zip"]
+    both = tmp_path / "both"
+    both.mkdir()
+    for path in (renamed, small_archives[".zip"]):
+        (both / path.name).symlink_to(path)
+    with pytest.raises(DataFormatError, match=r"several archives.*c10-python\.tgz, images\.zip"):
+        data.locate_cifar10(both)
+    unrelated = tmp_path / "notes.zip"
+    with zipfile.ZipFile(unrelated, "w") as zf:
+        zf.writestr("readme.txt", "hello")
+    with pytest.raises(DataFormatError, match=r"(?s)archive of \d+ bytes holding: readme\.txt"):
+        data.locate_cifar10(unrelated)
+
+
+@pytest.mark.parametrize("suffix", [".zip", ".tar.gz"])
+def test_small_archives_load_like_the_folder(suffix, small_archives, image_sets, no_env):
+    packed = small_archives[suffix]
+    sets = data.load_image_folder(packed)
+    for split in ("train", "test"):
+        np.testing.assert_array_equal(sets[split].images, image_sets[split].images)
+        np.testing.assert_array_equal(sets[split].labels, image_sets[split].labels)
+        assert sets[split].class_names == CIFAR10_CLASSES
+    train, test = data.load_cifar10(packed, download=False)
+    np.testing.assert_array_equal(test.images, image_sets["test"].images)
+    assert len(train) == 200
+
+    pets = data.load_image_folder(packed, class_names=["dog", "cat"], limit_per_class=3)
+    assert pets["train"].class_names == ("dog", "cat")
+    assert np.bincount(pets["train"].labels).tolist() == [3, 3]
+    dog = CIFAR10_CLASSES.index("dog")
+    np.testing.assert_array_equal(
+        pets["train"].images[:3], image_sets["train"].images[image_sets["train"].labels == dog][:3]
+    )
+
+
+def test_damaged_archives_are_refused(small_archives, tmp_path):
+    for suffix, packed in small_archives.items():
+        short = tmp_path / f"short{suffix}"
+        short.write_bytes(packed.read_bytes()[: packed.stat().st_size // 2])
+        with pytest.raises(DataFormatError, match=rf"short{re.escape(suffix)}.*Download it again"):
+            data.load_image_folder(short)
+
+
+def test_unsafe_member_names_are_refused(image_folder_root, tmp_path):
+    cases = {".tar.gz": "../evil.jpg", ".zip": "/tmp/evil.jpg"}
+    for suffix, name in cases.items():
+        packed = _make_archive(image_folder_root, tmp_path / f"evil{suffix}", {name: b"x"})
+        with pytest.raises(DataFormatError, match=rf"member {re.escape(repr(name))}.*refused"):
+            data.load_image_folder(packed)
+    assert not (tmp_path.parent / "evil.jpg").exists()
+
+
+def test_unreadable_member_is_named(image_folder_root, tmp_path):
+    source = Path(shutil.copytree(image_folder_root, tmp_path / "images"))
+    (source / "test" / "ship" / "0000.jpg").write_bytes(b"not a jpeg")
+    packed = _make_archive(source, tmp_path / "bad.zip")
+    where = re.escape(f"bad.zip:{TOP}/test/ship/0000.jpg")
+    with pytest.raises(DataFormatError, match=f"{where} could not be read as an image"):
+        data.load_image_folder(packed)
+
+
+def test_nothing_written_next_to_the_archive(jpeg_archive, jpeg_archive_before, jpeg_archive_sets):
+    assert _snapshot(jpeg_archive.parent) == jpeg_archive_before
 
 
 # --------------------------------------------------------------------------------------------

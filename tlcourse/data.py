@@ -824,7 +824,8 @@ def _read_image(
                     "the images first (e.g. Pillow's Image.resize) and save them again."
                 )
             try:
-                return np.asarray(image.convert("RGB"), dtype=np.uint8)
+                rgb = image if image.mode == "RGB" else image.convert("RGB")
+                return np.asarray(rgb, dtype=np.uint8)
             except (OSError, SyntaxError, ValueError) as err:
                 raise DataFormatError(
                     f"{where} could not be decoded ({type(err).__name__}: {err}). "
