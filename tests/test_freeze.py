@@ -24,17 +24,17 @@ def _fire_layers(*names):
     ("strategy", "layers", "trainable", "frozen"),
     [
         # head: 512 * 10 + 10 = 5,130 parameters; the backbone has 722,496.
-        ("E1", ["head_conv"], 5_130, 722_496),
-        ("E2", [*_fire_layers("fire8", "fire9"), "head_conv"], 391_306, 336_320),
+        ("E1", ["head_dense"], 5_130, 722_496),
+        ("E2", [*_fire_layers("fire8", "fire9"), "head_dense"], 391_306, 336_320),
         (
             "E3",
-            ["conv1", *_fire_layers(*(f"fire{i}" for i in range(2, 10))), "head_conv"],
+            ["conv1", *_fire_layers(*(f"fire{i}" for i in range(2, 10))), "head_dense"],
             727_626,
             0,
         ),
         (
             "fire6",
-            [*_fire_layers("fire6", "fire7", "fire8", "fire9"), "head_conv"],
+            [*_fire_layers("fire6", "fire7", "fire8", "fire9"), "head_dense"],
             607_210,
             120_416,
         ),
@@ -70,7 +70,7 @@ def test_freeze_recompiles_so_frozen_weights_do_not_move(model):
     model.train_on_batch(x, y)  # builds the train step with everything trainable
     freeze(model, "E1")
     before = model.get_layer("fire9_squeeze").kernel.numpy().copy()
-    head_before = model.get_layer("head_conv").kernel.numpy().copy()
+    head_before = model.get_layer("head_dense").kernel.numpy().copy()
     model.train_on_batch(x, y)
     np.testing.assert_array_equal(model.get_layer("fire9_squeeze").kernel.numpy(), before)
-    assert not np.array_equal(model.get_layer("head_conv").kernel.numpy(), head_before)
+    assert not np.array_equal(model.get_layer("head_dense").kernel.numpy(), head_before)

@@ -71,15 +71,15 @@ def test_transfer_model_loads_backbone_and_new_head(weights_npz):
         model.get_layer("fire9_expand3x3").kernel.numpy(),
         reference["features.12.expand3x3.weight"].transpose(2, 3, 1, 0),
     )
-    head = model.get_layer("head_conv")
-    assert head.kernel.shape == (1, 1, 512, 10)
+    head = model.get_layer("head_dense")
+    assert head.kernel.shape == (512, 10)
     assert head.get_config()["activation"] == "linear"  # no ReLU in front of the softmax
     probabilities = model.predict(np.zeros((2, 32, 32, 3), np.float32), verbose=0)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
     assert [layer.name for layer in model.layers][-4:] == [
-        "head_dropout",
-        "head_conv",
         "head_pool",
+        "head_dropout",
+        "head_dense",
         "predictions",
     ]
 

@@ -41,7 +41,7 @@ def test_config_rejects_bad_values():
 @pytest.mark.parametrize(
     ("experiment", "frozen_layer", "trained_layer", "trainable"),
     [
-        ("E1", "fire9_expand3x3", "head_conv", 5_130),
+        ("E1", "fire9_expand3x3", "head_dense", 5_130),
         ("E2", "fire7_expand3x3", "fire8_squeeze", 391_306),
     ],
 )

@@ -6,7 +6,7 @@ Two builders share one feature extractor:
   ``input_tensor``, ``input_shape``, ``pooling``, ``classes``, ``classifier_activation``);
 * :func:`transfer_model` puts a new classification head for ``classes`` classes on the
   ImageNet backbone, as one flat model whose layers keep their names (``conv1``,
-  ``fire2_squeeze`` ... ``fire9_concat``, ``head_conv``), so ``model.get_layer("fire8_squeeze")``
+  ``fire2_squeeze`` ... ``fire9_concat``, ``head_dense``), so ``model.get_layer("fire8_squeeze")``
   works and the freezing strategies can address blocks by name.
 
 Inputs are channels-last RGB images preprocessed the way the weights expect:
@@ -36,7 +36,7 @@ from tlcourse.architecture import (
 #: The smallest input side for which every pool still has a 1x1 output.
 MIN_INPUT_SIZE = 32
 DEFAULT_INPUT_SHAPE = (224, 224, 3)
-HEAD_LAYERS: tuple[str, ...] = ("head_dropout", "head_conv", "head_pool", "predictions")
+HEAD_LAYERS: tuple[str, ...] = ("head_pool", "head_dropout", "head_dense", "predictions")
 #: The last backbone layer: everything after it is the classification head.
 FEATURES_LAYER = "fire9_concat"
 
@@ -184,12 +184,15 @@ def transfer_model(
 ) -> keras.Model:
     """SqueezeNet 1.1 features with a new head for ``classes`` classes, as one flat model.
 
-    The head mirrors SqueezeNet's own classifier (dropout, 1x1 convolution, global average
-    pool) but has **no ReLU in front of the softmax**: the common Keras port keeps that ReLU,
-    and once every logit is driven below zero it outputs uniform probabilities, a loss stuck
-    at ln(classes) and a gradient of zero: the run can never recover. The new convolution
-    starts like torchvision's classifier (normal, std 0.01; zero bias), so the first steps
-    give small, uniform probabilities instead of large random logits.
+    The head is global average pooling, dropout and a dense layer with softmax: SqueezeNet's
+    own classifier (dropout, 1x1 convolution, pool) with the pool first, which computes the
+    same function but lets a frozen backbone's pooled features be cached (512 numbers an
+    image at any resolution). It has **no ReLU in front of the softmax**: the common Keras
+    port keeps SqueezeNet's ReLU there, and once every logit is driven below zero it outputs
+    uniform probabilities, a loss stuck at ln(classes) and a gradient of zero: the run can
+    never recover. The new layer starts like torchvision's classifier (normal, std 0.01; zero
+    bias), so the first steps give small, near-uniform probabilities instead of large random
+    logits.
 
     Args:
         classes: number of target classes (at least 2). Defaults to 10.
@@ -206,14 +209,11 @@ def transfer_model(
     input_shape = _check_input_shape(input_shape, None)
     inputs = layers.Input(shape=input_shape, name="image")
     x = _features(inputs)
-    x = layers.Dropout(dropout, name="head_dropout")(x)
-    x = layers.Conv2D(
-        classes,
-        1,
-        kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
-        name="head_conv",
-    )(x)
     x = layers.GlobalAveragePooling2D(name="head_pool")(x)
+    x = layers.Dropout(dropout, name="head_dropout")(x)
+    x = layers.Dense(
+        classes, kernel_initializer=keras.initializers.RandomNormal(stddev=0.01), name="head_dense"
+    )(x)
     outputs = layers.Activation("softmax", name="predictions")(x)
     model = keras.Model(inputs, outputs, name=name)
     if weights is not None:

@@ -23,7 +23,6 @@ import numpy as np
 
 from tlcourse import freeze as freezing
 from tlcourse.data import ImageSet, make_dataset
-from tlcourse.models import HEAD_LAYERS
 from tlcourse.preprocessing import check_normalization
 
 OPTIMIZERS = ("adam", "sgd")
@@ -194,15 +193,16 @@ def write_json_atomic(path: str | os.PathLike, obj) -> Path:
 
 
 def _first_trainable_layer(config: TrainConfig) -> str:
+    """The layer in front of which nothing trains or draws random numbers."""
     block = freezing.trainable_blocks(config.experiment)[0]
-    return {"head": HEAD_LAYERS[0], "conv1": "conv1"}.get(block, f"{block}_squeeze")
+    return {"head": "head_dropout", "conv1": "conv1"}.get(block, f"{block}_squeeze")
 
 
 def split_at_frozen(model: keras.Model, config: TrainConfig) -> tuple[keras.Model, keras.Model]:
     """Cut ``model`` where training starts: (frozen part, trained part), sharing layers.
 
-    For E1 the cut is in front of the head (the output of ``fire9_concat``); for E2 in front
-    of fire8. The trained part's layers are the model's own, so training it trains ``model``.
+    For E1 the cut is after the head's pooling (512 features an image); for E2 in front of
+    fire8. The trained part's layers are the model's own, so training it trains ``model``.
     """
     boundary = model.get_layer(_first_trainable_layer(config)).input
     return (
@@ -279,8 +279,9 @@ def fit(
                 f"(limit {FEATURE_CACHE_LIMIT_BYTES / 2**30:.0f} GiB); training end to end."
             )
     if cache:
-        x_train = extract_features(frozen, train.images, config)
-        x_val = extract_features(frozen, val.images, config)
+        # One pass over train and validation images together: one graph, one trace.
+        features = extract_features(frozen, np.concatenate([train.images, val.images]), config)
+        x_train, x_val = features[: len(train)], features[len(train) :]
         train_ds = _feature_dataset(x_train, train.labels, num_classes, config, shuffle=True)
         val_ds = _feature_dataset(x_val, val.labels, num_classes, config, shuffle=False)
     else:
