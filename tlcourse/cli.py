@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -102,6 +103,7 @@ def reproduce(experiments, budget, seeds, out, protocol, data, weights) -> None:
         data=data,
         weights=weights,
         protocol=protocol,
+        verbose=1 if sys.stdout.isatty() else 2,  # a progress bar on a terminal, else a line
         log=click.echo,
     )
 
