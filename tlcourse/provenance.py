@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import os
 import platform
@@ -14,8 +15,13 @@ from pathlib import Path
 _PACKAGES = ("tlcourse", "tensorflow", "tensorflow-cpu", "keras", "numpy", "scikit-learn")
 
 
+@functools.cache
 def git_commit(cwd: str | os.PathLike | None = None) -> str | None:
-    """The checkout's commit, with ``-dirty`` when tracked files changed; ``None`` outside git."""
+    """The checkout's commit, with ``-dirty`` when tracked files changed; ``None`` outside git.
+
+    Read once per process (the first call), so a commit made while a long run is going
+    does not end up in that run's records.
+    """
     cwd = cwd or Path(__file__).resolve().parent
     try:
         commit = subprocess.run(

@@ -159,6 +159,7 @@ def reproduce(
     from tlcourse.models import transfer_model
     from tlcourse.weights import locate_weights
 
+    provenance.git_commit()  # pin the commit now: the code that runs is the code loaded now
     experiments = check_experiments(experiments)
     plan = check_budget(budget)
     check_protocol(protocol)
