@@ -109,6 +109,7 @@ def test_interrupted_run_resumes_where_it_stopped(small_split, weights_npz, tmp_
     )
     assert seen == [2]  # only the missing epoch ran
     assert len(result.history["loss"]) == 3
+    assert "Resumed after epoch 2" in result.notes[0]
 
 
 def test_dead_backbone_is_reported_as_collapsed(small_split, weights_npz):

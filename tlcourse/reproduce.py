@@ -197,7 +197,7 @@ def reproduce(
                 verbose=verbose,
             )
             for note in result.notes:
-                log(f"WARNING: {note}")
+                log(f"{experiment} (seed {seed}): {note}")
             trained[experiment] = (model, result)
             if seed == seeds[0]:  # the network, coloured by what trains in this experiment
                 fig = plots.plot_network(

@@ -265,13 +265,17 @@ def fit(
     summary = freezing.freeze(model, config.experiment)
     monitor = CollapseMonitor(num_classes)
     own: list[keras.callbacks.Callback] = [monitor]
+    notes: list[str] = []
     recorder = None
     if workdir is not None:
         workdir = Path(workdir)
         recorder = JSONHistory(workdir / "history.json")
+        if recorder.epochs:
+            notes.append(
+                f"Resumed after epoch {max(recorder.epochs) + 1} from the checkpoint in {workdir}."
+            )
         own += [keras.callbacks.BackupAndRestore(str(workdir / "backup")), recorder]
 
-    notes: list[str] = []
     start = time.perf_counter()
     cache = config.uses_feature_cache
     if cache:
