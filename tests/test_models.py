@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tlcourse.architecture import torch_tensor_shapes
+from tlcourse.architecture import feature_map_size, torch_tensor_shapes
 from tlcourse.models import squeezenet1_1, transfer_model
 from tlcourse.preprocessing import normalize
 
@@ -62,6 +62,7 @@ def test_feature_map_follows_ceil_mode_pools(size, side):
     # torchvision pools with ceil_mode=True: 227 -> 113 -> 56 -> 28 -> 14 (floor would give 13).
     model = squeezenet1_1(include_top=False, weights=None, input_shape=(size, size, 3))
     assert model.output.shape[1:] == (side, side, 512)
+    assert feature_map_size(size) == side
 
 
 def test_transfer_model_loads_backbone_and_new_head(weights_npz):

@@ -78,3 +78,11 @@ def keras_to_torch_prefix() -> dict[str, str]:
         for part in ("squeeze", "expand1x1", "expand3x3"):
             mapping[f"{fire.name}_{part}"] = f"features.{fire.torch_index}.{part}"
     return mapping
+
+
+def feature_map_size(input_size: int) -> int:
+    """Side of fire9's output map for a square input (conv1 3x3/2, three ceil-mode 3x3/2 pools)."""
+    side = (input_size - 3) // 2 + 1
+    for _ in POOL_AFTER:
+        side = -(-(side - 3) // 2) + 1
+    return side

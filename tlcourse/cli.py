@@ -12,6 +12,7 @@ import click  # noqa: E402
 
 from tlcourse.config import DATA_ENV, WEIGHTS_ENV  # noqa: E402
 from tlcourse.errors import TLCourseError  # noqa: E402
+from tlcourse.protocols import DEFAULT_PROTOCOL, PROTOCOLS  # noqa: E402
 
 EXPERIMENT_CHOICES = ("E1", "E2", "E3")
 
@@ -82,11 +83,12 @@ _weights_option = click.option(
 )
 @click.option(
     "--protocol",
-    type=click.Choice(["study-lr1e-4", "study"]),
-    default="study-lr1e-4",
+    type=click.Choice(list(PROTOCOLS)),
+    default=DEFAULT_PROTOCOL,
     show_default=True,
     help="study: exactly as written (Adam 1e-3 everywhere; E2/E3 usually collapse); "
-    "study-lr1e-4: Adam 1e-4 when the backbone trains.",
+    "study-lr1e-4: Adam 1e-4 when the backbone trains; the others are the better recipe's "
+    "steps (see tlcourse.protocols).",
 )
 @_data_option
 @_weights_option

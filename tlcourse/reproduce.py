@@ -23,6 +23,7 @@ from pathlib import Path
 from tlcourse import config as cfg
 from tlcourse.data import ImageSet, load_cifar10, locate_cifar10, stratified_split, take_per_class
 from tlcourse.freeze import EXPERIMENTS
+from tlcourse.protocols import DEFAULT_PROTOCOL, check_protocol
 from tlcourse.train import TrainConfig, TrainResult, fit, write_json_atomic
 
 SCHEMA_VERSION = 1
@@ -58,15 +59,6 @@ BUDGETS: dict[str, Budget] = {
     ),
 }
 
-#: The study's protocol (``TrainConfig``'s defaults), with the one change that keeps the
-#: backbone alive when it trains: Adam at 1e-4 instead of 1e-3 for E2 and E3. At 1e-3 every
-#: ReLU of fire9 dies within the first epoch in most seeds and the run sits at chance.
-PROTOCOLS: dict[str, dict[str, dict]] = {
-    "study": {"E1": {}, "E2": {}, "E3": {}},
-    "study-lr1e-4": {"E1": {}, "E2": {"learning_rate": 1e-4}, "E3": {"learning_rate": 1e-4}},
-}
-DEFAULT_PROTOCOL = "study-lr1e-4"
-
 
 def check_experiments(experiments: Sequence[str]) -> tuple[str, ...]:
     unknown = [e for e in experiments if e not in EXPERIMENTS]
@@ -82,14 +74,6 @@ def check_budget(budget: str) -> Budget:
     if budget not in BUDGETS:
         raise ValueError(f"`budget` must be one of {list(BUDGETS)}. Received: budget={budget!r}")
     return BUDGETS[budget]
-
-
-def check_protocol(protocol: str) -> dict[str, dict]:
-    if protocol not in PROTOCOLS:
-        raise ValueError(
-            f"`protocol` must be one of {list(PROTOCOLS)}. Received: protocol={protocol!r}"
-        )
-    return PROTOCOLS[protocol]
 
 
 @dataclass
@@ -120,7 +104,7 @@ def run_config(
     experiment: str, budget: Budget, protocol: str, seed: int, **overrides
 ) -> TrainConfig:
     """The ``TrainConfig`` of one run: the study's defaults, the protocol's changes, overrides."""
-    changes = {**check_protocol(protocol)[experiment], **overrides}
+    changes = {**check_protocol(protocol).settings(experiment), **overrides}
     return TrainConfig(experiment=experiment, epochs=budget.epochs, seed=seed, **changes)
 
 

@@ -1,0 +1,76 @@
+"""Named training protocols: the study as written, the change that keeps it alive, and the
+steps of the better recipe, each one change away from the one before.
+
+A protocol is data: settings for every experiment plus settings for single experiments,
+applied over :class:`tlcourse.train.TrainConfig`'s defaults (the study's protocol). The book
+reads the descriptions from here; the numbers come from the run records in ``results/``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tlcourse.architecture import feature_map_size
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """Changes to the study's protocol, for all experiments and for single ones."""
+
+    name: str
+    description: str
+    common: dict = field(default_factory=dict)
+    per_experiment: dict[str, dict] = field(default_factory=dict)
+    parent: str | None = None
+
+    def settings(self, experiment: str) -> dict:
+        """The ``TrainConfig`` fields this protocol sets for ``experiment``."""
+        inherited = PROTOCOLS[self.parent].settings(experiment) if self.parent else {}
+        return {**inherited, **self.common, **self.per_experiment.get(experiment, {})}
+
+
+_BACKBONE_LR = {"E2": {"learning_rate": 1e-4}, "E3": {"learning_rate": 1e-4}}
+
+_LADDER = [
+    Protocol(
+        "study",
+        "The study as written: 32 px, pixels /255, Adam 1e-3 for every experiment.",
+    ),
+    Protocol(
+        "study-lr1e-4",
+        "The smallest change that keeps E2 and E3 alive: Adam at 1e-4 when backbone layers "
+        "train (at 1e-3 the ReLUs of fire9 die within the first epoch and the run sits at "
+        "chance).",
+        per_experiment=_BACKBONE_LR,
+        parent="study",
+    ),
+    Protocol(
+        "imagenet-norm",
+        "Normalise inputs the way the weights were trained: ImageNet mean and standard "
+        "deviation per channel instead of plain /255.",
+        common={"normalization": "imagenet"},
+        parent="study-lr1e-4",
+    ),
+    *(
+        Protocol(
+            f"imagenet-norm-{size}px",
+            f"Resize the 32 px images to {size} px: the last fire modules see a "
+            f"{feature_map_size(size)}x{feature_map_size(size)} map instead of 1x1.",
+            common={"image_size": size},
+            parent="imagenet-norm",
+        )
+        for size in (64, 96, 128, 160)
+    ),
+]
+
+PROTOCOLS: dict[str, Protocol] = {p.name: p for p in _LADDER}
+DEFAULT_PROTOCOL = "study-lr1e-4"
+
+
+def check_protocol(name: str) -> Protocol:
+    """The protocol called ``name``, or a ``ValueError`` listing the names."""
+    if name not in PROTOCOLS:
+        raise ValueError(
+            f"`protocol` must be one of {list(PROTOCOLS)}. Received: protocol={name!r}"
+        )
+    return PROTOCOLS[name]
