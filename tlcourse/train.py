@@ -229,14 +229,21 @@ def extract_features(frozen: keras.Model, images: np.ndarray, config: TrainConfi
     return frozen.predict(dataset, verbose=0)
 
 
-def _feature_dataset(features, labels, num_classes, config, *, shuffle):
+#: Batch size for validation passes over cached features (it changes no metric, only speed).
+CACHED_EVAL_BATCH_SIZE = 1024
+
+
+def _feature_dataset(features, labels, num_classes, *, batch_size: int, shuffle_seed=None):
+    """Batches of cached features: (shuffled) indices gathered from tensors kept in memory."""
     import tensorflow as tf
 
-    onehot = keras.utils.to_categorical(labels, num_classes).astype("float32")
-    ds = tf.data.Dataset.from_tensor_slices((features, onehot))
-    if shuffle:
-        ds = ds.shuffle(len(features), seed=config.seed, reshuffle_each_iteration=True)
-    return ds.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
+    features = tf.constant(features)
+    onehot = tf.constant(keras.utils.to_categorical(labels, num_classes).astype("float32"))
+    ds = tf.data.Dataset.range(len(labels))
+    if shuffle_seed is not None:
+        ds = ds.shuffle(len(labels), seed=shuffle_seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size).map(lambda i: (tf.gather(features, i), tf.gather(onehot, i)))
+    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def fit(
@@ -291,8 +298,14 @@ def fit(
         # One pass over train and validation images together: one graph, one trace.
         features = extract_features(frozen, np.concatenate([train.images, val.images]), config)
         x_train, x_val = features[: len(train)], features[len(train) :]
-        train_ds = _feature_dataset(x_train, train.labels, num_classes, config, shuffle=True)
-        val_ds = _feature_dataset(x_val, val.labels, num_classes, config, shuffle=False)
+        train_ds = _feature_dataset(
+            x_train,
+            train.labels,
+            num_classes,
+            batch_size=config.batch_size,
+            shuffle_seed=config.seed,
+        )
+        val_ds = _feature_dataset(x_val, val.labels, num_classes, batch_size=CACHED_EVAL_BATCH_SIZE)
     else:
         trained = model
         common = {
