@@ -24,11 +24,10 @@ from tlcourse import config as cfg
 from tlcourse.data import ImageSet, load_cifar10, locate_cifar10, stratified_split, take_per_class
 from tlcourse.freeze import EXPERIMENTS
 from tlcourse.protocols import DEFAULT_PROTOCOL, check_protocol
+from tlcourse.report import RECORD_KIND, write_summary
 from tlcourse.train import TrainConfig, TrainResult, fit, write_json_atomic
 
 SCHEMA_VERSION = 1
-#: Marks a JSON file as a training-run record (``tlcourse.report`` reads only those).
-RECORD_KIND = "tlcourse-run"
 
 
 @dataclass(frozen=True)
@@ -223,8 +222,6 @@ def reproduce(
                 plots.save_figure(fig, out_dir / "figures" / f"{name}-confusion.png")
             write_json_atomic(out_dir / f"{name}.json", record)
             records.append(record)
-    from tlcourse.report import write_summary
-
     table = write_summary(out)
     log(f"wrote {len(records)} run records and {table}")
     return records
