@@ -34,6 +34,9 @@ CACHE_ENV = "TLCOURSE_CACHE"
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
+#: The study's experiments and the freezing strategy of each (see ``tlcourse.freeze``).
+EXPERIMENTS: dict[str, str] = {"E1": "head", "E2": "fire8", "E3": "all"}
+
 #: The study the course reproduces (validation and test accuracy, in percent).
 STUDY_RESULTS: dict[str, dict[str, float | None]] = {
     "E1": {"val_accuracy": 38.32, "test_accuracy": None},

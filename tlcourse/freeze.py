@@ -21,10 +21,9 @@ from dataclasses import dataclass
 import keras
 
 from tlcourse.architecture import BLOCKS
+from tlcourse.config import EXPERIMENTS
 from tlcourse.models import HEAD_LAYERS
 
-#: The study's experiments and the strategy each one uses.
-EXPERIMENTS: dict[str, str] = {"E1": "head", "E2": "fire8", "E3": "all"}
 #: conv1 .. fire9 (conv10 is ImageNet's classifier, replaced by the new head).
 _BACKBONE_BLOCKS = BLOCKS[:-1]
 

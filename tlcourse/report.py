@@ -8,8 +8,7 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from tlcourse.config import STUDY_RESULTS
-from tlcourse.freeze import EXPERIMENTS
+from tlcourse.config import EXPERIMENTS, STUDY_RESULTS
 
 #: Marks a JSON file as a training-run record (``load_records`` reads only those).
 RECORD_KIND = "tlcourse-run"
