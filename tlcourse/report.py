@@ -6,6 +6,7 @@ import json
 import os
 import statistics
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 from tlcourse.config import EXPERIMENTS, STUDY_RESULTS
@@ -70,6 +71,60 @@ def summary_table(records: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+@dataclass(frozen=True)
+class Target:
+    """An accuracy on the test set that a recorded run must reach, with its conditions."""
+
+    label: str
+    experiment: str
+    threshold: float  # fraction 0..1
+    max_wall_time_s: float | None = None
+    cpu_only: bool = False
+
+    def qualifies(self, record: dict) -> bool:
+        if record["experiment"] != self.experiment or record["budget"] != "paper":
+            return False
+        if record["status"] != "ok" or record["final"]["test_accuracy"] is None:
+            return False
+        provenance = record["provenance"]
+        if self.max_wall_time_s is not None and provenance["wall_time_s"] > self.max_wall_time_s:
+            return False
+        return not (self.cpu_only and provenance["machine"]["gpus"])
+
+
+#: The course's targets for doing better than the study (on the full test set).
+TARGETS: tuple[Target, ...] = (
+    Target("Frozen backbone (the E1 setting): test >= 76%", "E1", 0.76),
+    Target("Full fine-tune, any hardware: test >= 90%", "E3", 0.90),
+    Target(
+        "Full fine-tune within 60 minutes of training on CPU: test >= 85%",
+        "E3",
+        0.85,
+        max_wall_time_s=3600,
+        cpu_only=True,
+    ),
+)
+
+
+def target_lines(records: list[dict]) -> list[str]:
+    """One line a target: met or not met, with the best qualifying run's number and name."""
+    lines = []
+    for target in TARGETS:
+        runs = [r for r in records if target.qualifies(r)]
+        if not runs:
+            lines.append(f"- {target.label}: **not met**, no qualifying run recorded yet.")
+            continue
+        best = max(runs, key=lambda r: r["final"]["test_accuracy"])
+        accuracy = best["final"]["test_accuracy"]
+        verdict = "met" if accuracy >= target.threshold else "not met"
+        name = f"{best['experiment']}-{best['protocol']}-seed{best['config']['seed']}"
+        lines.append(
+            f"- {target.label}: **{verdict}**, best {100 * accuracy:.2f}% "
+            f"(`{best['budget']}/{name}`, {best['provenance']['wall_time_s'] / 60:.0f} min)."
+        )
+    return lines
+
+
 def write_summary(folder: str | os.PathLike) -> Path:
     """Write ``folder/README.md``: the summary table of the run records under ``folder``."""
     folder = Path(folder)
@@ -83,6 +138,7 @@ def write_summary(folder: str | os.PathLike) -> Path:
         "(`<budget>/<experiment>-<protocol>-seed<seed>.json`) holds its per-epoch metrics, "
         "configuration and provenance; figures are in `<budget>/figures/`.\n"
     )
+    text += "\n## Targets\n\n" + "\n".join(target_lines(records)) + "\n"
     path = folder / "README.md"
     tmp = path.with_name(".README.md.tmp")
     tmp.write_text(text)
