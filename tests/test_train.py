@@ -122,17 +122,27 @@ def test_dead_backbone_is_reported_as_collapsed(small_split, weights_npz):
         layer.set_weights([kernel, np.full_like(bias, -1e4)])
     config = TrainConfig(experiment="E2", epochs=6, seed=0)
     result = fit(model, train, val, config, verbose=0)
-    assert result.collapsed
-    assert len(result.history["loss"]) < 6  # stopped early, no point going on
+    assert result.collapsed and result.collapse_epoch == 1
+    assert len(result.history["loss"]) == 1  # every fire9 ReLU is dead: stopped at once
+    assert result.dead_channels == 1.0
     assert "collapsed" in result.notes[0] and "2.303" in result.notes[0]
 
 
-def test_collapse_monitor_waits_for_a_streak():
-    monitor = CollapseMonitor(10, patience=2)
-    monitor.set_model(keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)]))
-    monitor.on_epoch_end(0, {"loss": 2.3026, "accuracy": 0.1})
-    monitor.on_epoch_end(1, {"loss": 2.0, "accuracy": 0.3})
-    monitor.on_epoch_end(2, {"loss": 2.3026, "accuracy": 0.1})
-    assert monitor.collapse_epoch is None
-    monitor.on_epoch_end(3, {"loss": 2.3026, "accuracy": 0.1})
-    assert monitor.collapse_epoch == 3
+def test_collapse_monitor_stops_only_on_proof_and_flags_a_stuck_ending():
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    stuck, moving = {"loss": 2.3026, "accuracy": 0.1}, {"loss": 2.0, "accuracy": 0.3}
+    monitor = CollapseMonitor(10)  # no probe: no proof that the ReLUs are dead
+    monitor.set_model(model)
+    for epoch, logs in enumerate([stuck, moving, stuck, stuck, stuck]):
+        monitor.on_epoch_end(epoch, logs)
+    assert monitor.collapse_epoch is None  # no proof: it may still move
+    assert not getattr(model, "stop_training", False)
+    monitor.on_train_end()
+    assert monitor.collapse_epoch == 3  # ended stuck since epoch 3
+
+    recovered = CollapseMonitor(10)
+    recovered.set_model(model)
+    for epoch, logs in enumerate([stuck, stuck, moving]):
+        recovered.on_epoch_end(epoch, logs)
+    recovered.on_train_end()
+    assert recovered.collapse_epoch is None

@@ -294,6 +294,7 @@ def _record(
             "test_accuracy": test_eval.accuracy if test_eval else None,
         },
         "test": test_eval.to_dict() if test_eval else None,
+        "diagnostics": {"fire9_dead_channels": result.dead_channels},
         "study": _study(experiment),
         "provenance": {
             **base_provenance,

@@ -23,11 +23,14 @@ import numpy as np
 
 from tlcourse import freeze as freezing
 from tlcourse.data import ImageSet, make_dataset
+from tlcourse.models import FEATURES_LAYER
 from tlcourse.preprocessing import check_normalization
 
 OPTIMIZERS = ("adam", "sgd")
 #: Cached features larger than this are not kept in memory; the run trains end to end.
 FEATURE_CACHE_LIMIT_BYTES = 4 * 2**30
+#: Validation images used to look for dead ReLUs in fire9.
+PROBE_SIZE = 256
 #: Batches per call into TensorFlow when training on cached features (tiny steps).
 CACHED_STEPS_PER_EXECUTION = 32
 
@@ -106,6 +109,8 @@ class TrainResult:
     collapsed: bool = False
     collapse_epoch: int | None = None
     notes: list[str] = field(default_factory=list)
+    #: Share of fire9's channels that are zero for every probe image after training.
+    dead_channels: float = 0.0
 
 
 def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
@@ -144,25 +149,52 @@ def is_collapsed(loss: float, accuracy: float, num_classes: int) -> bool:
     return abs(loss - math.log(num_classes)) < 0.01 and accuracy < 1.5 / num_classes
 
 
-class CollapseMonitor(keras.callbacks.Callback):
-    """Stop training once the loss has sat at ln(C) with chance accuracy for ``patience`` epochs."""
+def dead_channel_fraction(model: keras.Model, images) -> float:
+    """Share of ``fire9_concat``'s channels that are zero for every one of ``images``.
 
-    def __init__(self, num_classes: int, patience: int = 2) -> None:
+    A channel that is zero for every input is a dead ReLU: no gradient flows through it, so
+    it stays dead. ``model`` is a full SqueezeNet (images in), ``images`` preprocessed.
+    """
+    features = keras.Model(model.input, model.get_layer(FEATURES_LAYER).output)
+    outputs = features.predict(images, batch_size=256, verbose=0)
+    return float((outputs.reshape(-1, outputs.shape[-1]).max(axis=0) <= 0).mean())
+
+
+class CollapseMonitor(keras.callbacks.Callback):
+    """Flag a run whose training loss sits at ln(C) with chance accuracy.
+
+    In such an epoch the monitor looks at fire9 of ``full_model`` (which shares its layers
+    with the model being trained) on the ``probe`` images: when every channel is dead,
+    nothing below the head can get a gradient again and the run cannot recover, so it stops
+    at once. Without that proof it lets the run go on (a stuck run can still move);
+    a run whose last epoch is still stuck is flagged when training ends.
+    """
+
+    def __init__(self, num_classes: int, full_model=None, probe=None) -> None:
         super().__init__()
         self.num_classes = num_classes
-        self.patience = patience
-        self.streak = 0
+        self.full_model = full_model
+        self.probe = probe
+        self.first_stuck_epoch: int | None = None
         self.collapse_epoch: int | None = None
+        self.dead_fraction: float | None = None
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
-        if is_collapsed(logs.get("loss", 0.0), logs.get("accuracy", 1.0), self.num_classes):
-            self.streak += 1
-        else:
-            self.streak = 0
-        if self.streak >= self.patience and self.collapse_epoch is None:
-            self.collapse_epoch = epoch + 1 - self.patience + 1
+        if not is_collapsed(logs.get("loss", 0.0), logs.get("accuracy", 1.0), self.num_classes):
+            self.first_stuck_epoch = None
+            return
+        if self.first_stuck_epoch is None:
+            self.first_stuck_epoch = epoch + 1
+        if self.full_model is not None:
+            self.dead_fraction = dead_channel_fraction(self.full_model, self.probe)
+        if self.dead_fraction == 1.0:
+            self.collapse_epoch = self.first_stuck_epoch
             self.model.stop_training = True
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self.collapse_epoch is None and self.first_stuck_epoch is not None:
+            self.collapse_epoch = self.first_stuck_epoch
 
 
 class JSONHistory(keras.callbacks.Callback):
@@ -270,8 +302,7 @@ def fit(
     num_classes = len(train.class_names)
     keras.utils.set_random_seed(config.seed)
     summary = freezing.freeze(model, config.experiment)
-    monitor = CollapseMonitor(num_classes)
-    own: list[keras.callbacks.Callback] = [monitor]
+    own: list[keras.callbacks.Callback] = []
     notes: list[str] = []
     recorder = None
     if workdir is not None:
@@ -319,13 +350,15 @@ def fit(
             train.images, train.labels, augment=config.augment, shuffle=True, **common
         )
         val_ds = make_dataset(val.images, val.labels, **common)
+    probe_images = _probe_images(val, config)
+    monitor = CollapseMonitor(num_classes, full_model=model, probe=probe_images)
     compile_model(trained, config, steps_per_execution=CACHED_STEPS_PER_EXECUTION if cache else 1)
     keras_history = trained.fit(
         train_ds,
         validation_data=val_ds,
         epochs=config.epochs,
         shuffle=False,  # the datasets shuffle themselves
-        callbacks=own + list(callbacks or []),
+        callbacks=[monitor, *own, *(callbacks or [])],
         verbose=verbose,
     )
     wall = time.perf_counter() - start
@@ -342,21 +375,37 @@ def fit(
         wall_time_s=wall,
         images_per_second=epochs_run * len(train) / wall if wall > 0 else float("nan"),
         notes=notes,
+        dead_channels=dead_channel_fraction(model, probe_images),
     )
     if monitor.collapse_epoch is not None:
         result.collapsed = True
         result.collapse_epoch = monitor.collapse_epoch
-        result.notes.append(collapse_message(config, monitor.collapse_epoch, num_classes))
+        result.notes.append(
+            collapse_message(config, monitor.collapse_epoch, num_classes, result.dead_channels)
+        )
     return result
 
 
-def collapse_message(config: TrainConfig, epoch: int, num_classes: int) -> str:
+def _probe_images(val: ImageSet, config: TrainConfig) -> np.ndarray:
+    """Up to PROBE_SIZE validation images, preprocessed as the model sees them."""
+    dataset = make_dataset(
+        val.images[:PROBE_SIZE],
+        val.labels[:PROBE_SIZE],
+        num_classes=len(val.class_names),
+        batch_size=PROBE_SIZE,
+        normalization=config.normalization,
+        image_size=config.image_size,
+    )
+    return next(iter(dataset))[0].numpy()
+
+
+def collapse_message(config: TrainConfig, epoch: int, num_classes: int, dead: float) -> str:
     """What a user should read when a run collapsed: what happened and what to try."""
+    dead_text = f" {100 * dead:.0f}% of fire9's channels are zero for every probe image."
     return (
         f"Run {config.experiment} collapsed at epoch {epoch}: the training loss sat at "
         f"ln({num_classes}) = {math.log(num_classes):.3f} with chance accuracy "
-        f"({100 / num_classes:.0f}%). The model predicts the same uniform probabilities for "
-        "every image (typically every ReLU in front of the head died under too large "
-        f"updates), so its numbers are not a result. Try a smaller learning rate (got "
-        f"{config.learning_rate:g}), train the head first, or clip gradients."
+        f"({100 / num_classes:.0f}%).{dead_text} The model gives every image the same "
+        "uniform probabilities, so its numbers are not a result. Try a smaller learning rate "
+        f"(got {config.learning_rate:g}), train the head first, or clip gradients."
     )
