@@ -249,12 +249,12 @@ def split_at_frozen(model: keras.Model, config: TrainConfig) -> tuple[keras.Mode
 
 
 def extract_features(frozen: keras.Model, images: np.ndarray, config: TrainConfig) -> np.ndarray:
-    """The frozen part's output for ``images``, computed once, in batches of 256."""
+    """The frozen part's output for ``images``, computed once, in batches of 128."""
     dataset = make_dataset(
         images,
         np.zeros(len(images), np.int64),
         num_classes=1,
-        batch_size=256,
+        batch_size=128,
         normalization=config.normalization,
         image_size=config.image_size,
     ).map(lambda x, y: x)
