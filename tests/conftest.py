@@ -3,18 +3,26 @@
 CI has ``../shared``; a missing folder is an error, never a skip. Building the official
 python layout takes about 20 s, so it happens once per session; point
 ``TLCOURSE_TEST_CIFAR_ROOT`` at a folder made earlier with
-``../shared/data/make-cifar10-python DIR --tar-gz`` to reuse one.
+``../shared/data/make-cifar10-python DIR --tar-gz`` to reuse one. The data tests share the
+sets read from it (``folder_sets``, ``archive_sets``, ``image_sets``), also once per session.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 import subprocess
 import sys
 import tarfile
 from pathlib import Path
 
 import pytest
+from data_files import make_archive, snapshot
+
+from tlcourse.cifar10_python import load_cifar10_python
+from tlcourse.config import CACHE_ENV, DATA_ENV
+from tlcourse.image_folder import load_image_folder
+from tlcourse.imageset import ImageSet
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("TLCOURSE_SHARED", PROJECT_ROOT.parent / "shared"))
@@ -63,6 +71,69 @@ def image_folder_root(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory
             if member.isfile() and len(parts) == 3 and int(parts[2][:4]) < keep[parts[0]]:
                 tar.extract(member, out, filter="data")
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# CIFAR-10 read once per session, for the data tests (and the sources' state before that)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def sources_before(cifar10_root: Path, image_folder_root: Path) -> dict[str, tuple[int, int]]:
+    """The source folders' files, sizes and times before any loader read them."""
+    return snapshot(cifar10_root, image_folder_root)
+
+
+@pytest.fixture(scope="session")
+def batches_dir(cifar10_root: Path) -> Path:
+    return cifar10_root / "cifar-10-batches-py"
+
+
+@pytest.fixture(scope="session")
+def archive(cifar10_root: Path) -> Path:
+    return cifar10_root / "cifar-10-python.tar.gz"
+
+
+@pytest.fixture(scope="session")
+def folder_sets(sources_before, batches_dir: Path) -> tuple[ImageSet, ImageSet]:
+    return load_cifar10_python(batches_dir)
+
+
+@pytest.fixture(scope="session")
+def archive_sets(sources_before, archive: Path) -> tuple[ImageSet, ImageSet]:
+    return load_cifar10_python(archive)
+
+
+@pytest.fixture(scope="session")
+def image_sets(sources_before, image_folder_root: Path) -> dict[str, ImageSet]:
+    return load_image_folder(image_folder_root)
+
+
+@pytest.fixture(scope="session")
+def raw_test_batch(batches_dir: Path) -> dict:
+    """``test_batch`` read the plain Keras way (trusted here: the fixture's own real file)."""
+    with open(batches_dir / "test_batch", "rb") as f:
+        return pickle.load(f, encoding="bytes")
+
+
+@pytest.fixture(scope="session")
+def small_archives(sources_before, image_folder_root: Path, tmp_path_factory) -> dict[str, Path]:
+    """The ``image_folder_root`` fixture packed under a top folder as .zip and .tar.gz."""
+    out = tmp_path_factory.mktemp("archives")
+    return {
+        suffix: make_archive(image_folder_root, out / f"images{suffix}")
+        for suffix in (".zip", ".tar.gz")
+    }
+
+
+@pytest.fixture
+def no_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No $TLCOURSE_DATA and an empty cache; returns the cache folder."""
+    monkeypatch.delenv(DATA_ENV, raising=False)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    monkeypatch.setenv(CACHE_ENV, str(cache))
+    return cache
 
 
 @pytest.fixture(autouse=True)

@@ -1,8 +1,10 @@
 """tlcourse: a course kit for transfer learning with TensorFlow/Keras.
 
-Modules: ``data`` (CIFAR-10 and image folders), ``models`` (SqueezeNet 1.1), ``weights``
-(ImageNet weights files), ``freeze`` (freezing strategies), ``train``, ``evaluate``,
-``plots``, ``reproduce`` (the study), ``report`` and ``cli``.
+Modules: ``data`` (finding and loading CIFAR-10, over ``cifar10_python``, ``image_folder``
+and ``archives``; ``ImageSet`` in ``imageset``), ``pipeline`` (splits and ``tf.data``),
+``models`` (SqueezeNet 1.1), ``weights`` (ImageNet weights files), ``freeze`` (freezing
+strategies), ``train``, ``evaluate``, ``plots``, ``reproduce`` (the study), ``report`` and
+``cli``.
 """
 
 import os

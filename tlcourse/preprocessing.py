@@ -56,14 +56,20 @@ def normalize(images, normalization: Normalization = "imagenet"):
     return x
 
 
-def one_hot(labels, num_classes: int) -> np.ndarray:
-    """Encode integer labels ``0 .. num_classes-1`` as float32 one-hot rows."""
+def check_labels(labels) -> np.ndarray:
+    """Return ``labels`` as an array if it is 1-D integer class ids, else raise ``ValueError``."""
     labels = np.asarray(labels)
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(
             "`labels` must be a 1-D array of integer class ids. "
             f"Received: shape={labels.shape}, dtype={labels.dtype}"
         )
+    return labels
+
+
+def one_hot(labels, num_classes: int) -> np.ndarray:
+    """Encode integer labels ``0 .. num_classes-1`` as float32 one-hot rows."""
+    labels = check_labels(labels)
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
         raise ValueError(
             f"`labels` must lie in [0, {num_classes - 1}] for num_classes={num_classes}. "

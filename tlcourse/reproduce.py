@@ -21,8 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tlcourse import config as cfg
-from tlcourse.data import ImageSet, load_cifar10, locate_cifar10, stratified_split, take_per_class
+from tlcourse.data import load_cifar10, locate_cifar10
 from tlcourse.freeze import EXPERIMENTS
+from tlcourse.imageset import ImageSet
+from tlcourse.pipeline import make_dataset, stratified_split, take_per_class
 from tlcourse.protocols import DEFAULT_PROTOCOL, check_protocol
 from tlcourse.report import RECORD_KIND, write_summary
 from tlcourse.train import TrainConfig, TrainResult, fit, write_json_atomic
@@ -245,8 +247,6 @@ def _best_run(trained: dict[str, tuple]) -> str | None:
 
 
 def _test_dataset(test: ImageSet, config: TrainConfig):
-    from tlcourse.data import make_dataset
-
     return make_dataset(
         test.images,
         test.labels,

@@ -22,8 +22,9 @@ import keras
 import numpy as np
 
 from tlcourse import freeze as freezing
-from tlcourse.data import ImageSet, make_dataset
+from tlcourse.imageset import ImageSet
 from tlcourse.models import FEATURES_LAYER
+from tlcourse.pipeline import make_dataset
 from tlcourse.preprocessing import check_normalization
 
 OPTIMIZERS = ("adam", "sgd")
