@@ -146,3 +146,17 @@ def test_collapse_monitor_stops_only_on_proof_and_flags_a_stuck_ending():
         recovered.on_epoch_end(epoch, logs)
     recovered.on_train_end()
     assert recovered.collapse_epoch is None
+
+
+def test_e3_on_images_preprocessed_once_matches_preprocessing_per_batch(small_split, weights_npz):
+    """E3 without augmentation normalises and resizes every image once, not every epoch."""
+    train, val = small_split
+    model = transfer_model(input_shape=(48, 48, 3), weights=weights_npz)
+    config = TrainConfig(experiment="E3", epochs=1, learning_rate=1e-4, image_size=48, seed=0)
+    result = fit(model, train, val, config, verbose=0)
+    dataset = make_dataset(
+        val.images, val.labels, num_classes=10, normalization="unit", image_size=48
+    )
+    per_batch = evaluate_model(model, dataset, val.class_names)
+    assert per_batch.accuracy == pytest.approx(result.history["val_accuracy"][-1], abs=1e-6)
+    assert not result.notes

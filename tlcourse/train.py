@@ -4,7 +4,8 @@
 per-epoch history written as JSON, and checkpoints from which an interrupted run resumes
 (``keras.callbacks.BackupAndRestore``). When the lower layers are frozen (E1, E2) and no
 augmentation is asked for, their output is computed once and only the layers that train
-run each epoch: the same result, many times faster. A run whose loss sticks at ln(classes) with
+run each epoch: the same result, many times faster. Without augmentation, E3's images are
+also normalised and resized once, not once an epoch. A run whose loss sticks at ln(classes) with
 accuracy at chance is stopped and flagged as collapsed rather than reported as a result.
 """
 
@@ -28,8 +29,9 @@ from tlcourse.pipeline import make_dataset
 from tlcourse.preprocessing import check_normalization
 
 OPTIMIZERS = ("adam", "sgd")
-#: Cached features larger than this are not kept in memory; the run trains end to end.
-FEATURE_CACHE_LIMIT_BYTES = 4 * 2**30
+#: Precomputed inputs (features or preprocessed images) larger than this are not kept in
+#: memory; each batch is then preprocessed as it is drawn.
+PRECOMPUTE_LIMIT_BYTES = 4 * 2**30
 #: Validation images used to look for dead ReLUs in fire9.
 PROBE_SIZE = 256
 #: Batches per call into TensorFlow when training on cached features (tiny steps).
@@ -249,8 +251,8 @@ def split_at_frozen(model: keras.Model, config: TrainConfig) -> tuple[keras.Mode
     )
 
 
-def extract_features(frozen: keras.Model, images: np.ndarray, config: TrainConfig) -> np.ndarray:
-    """The frozen part's output for ``images``, computed once, in batches of 128."""
+def preprocessed(images: np.ndarray, config: TrainConfig):
+    """A dataset of ``images`` as the model sees them (normalised, resized), in batches of 128."""
     dataset = make_dataset(
         images,
         np.zeros(len(images), np.int64),
@@ -258,16 +260,21 @@ def extract_features(frozen: keras.Model, images: np.ndarray, config: TrainConfi
         batch_size=128,
         normalization=config.normalization,
         image_size=config.image_size,
-    ).map(lambda x, y: x)
-    return frozen.predict(dataset, verbose=0)
+    )
+    return dataset.map(lambda x, y: x)
 
 
-#: Batch size for validation passes over cached features (it changes no metric, only speed).
+def extract_features(frozen: keras.Model, images: np.ndarray, config: TrainConfig) -> np.ndarray:
+    """The frozen part's output for ``images``, computed once."""
+    return frozen.predict(preprocessed(images, config), verbose=0)
+
+
+#: Batch size for validation passes over precomputed inputs (changes no metric, only speed).
 CACHED_EVAL_BATCH_SIZE = 1024
 
 
 def _feature_dataset(features, labels, num_classes, *, batch_size: int, shuffle_seed=None):
-    """Batches of cached features: (shuffled) indices gathered from tensors kept in memory."""
+    """Batches of precomputed inputs: (shuffled) indices gathered from tensors in memory."""
     import tensorflow as tf
 
     features = tf.constant(features)
@@ -316,30 +323,37 @@ def fit(
         own += [keras.callbacks.BackupAndRestore(str(workdir / "backup")), recorder]
 
     start = time.perf_counter()
-    cache = config.uses_feature_cache
-    if cache:
-        frozen, trained = split_at_frozen(model, config)
-        feature_bytes = 4 * (len(train) + len(val)) * math.prod(frozen.output.shape[1:])
-        if feature_bytes > FEATURE_CACHE_LIMIT_BYTES:
-            cache = False
+    # Computed once when nothing random happens before it: the frozen part's output (E1,
+    # E2), or else the preprocessed images themselves (E3 without augmentation).
+    frozen, trained = split_at_frozen(model, config) if config.uses_feature_cache else (None, model)
+    precompute = frozen is not None or not config.augment
+    if precompute:
+        shape = frozen.output.shape[1:] if frozen is not None else (config.image_size,) * 2 + (3,)
+        nbytes = 4 * (len(train) + len(val)) * math.prod(shape)
+        if nbytes > PRECOMPUTE_LIMIT_BYTES:
+            frozen, trained, precompute = None, model, False
             notes.append(
-                f"Not caching features: they would take {feature_bytes / 2**30:.1f} GiB "
-                f"(limit {FEATURE_CACHE_LIMIT_BYTES / 2**30:.0f} GiB); training end to end."
+                f"Not precomputing inputs: they would take {nbytes / 2**30:.1f} GiB "
+                f"(limit {PRECOMPUTE_LIMIT_BYTES / 2**30:.0f} GiB); preprocessing every batch."
             )
-    if cache:
+    if precompute:
         # One pass over train and validation images together: one graph, one trace.
-        features = extract_features(frozen, np.concatenate([train.images, val.images]), config)
-        x_train, x_val = features[: len(train)], features[len(train) :]
+        images = np.concatenate([train.images, val.images])
+        if frozen is not None:
+            inputs = extract_features(frozen, images, config)
+        else:
+            inputs = np.concatenate(list(preprocessed(images, config).as_numpy_iterator()))
         train_ds = _feature_dataset(
-            x_train,
+            inputs[: len(train)],
             train.labels,
             num_classes,
             batch_size=config.batch_size,
             shuffle_seed=config.seed,
         )
-        val_ds = _feature_dataset(x_val, val.labels, num_classes, batch_size=CACHED_EVAL_BATCH_SIZE)
+        val_ds = _feature_dataset(
+            inputs[len(train) :], val.labels, num_classes, batch_size=CACHED_EVAL_BATCH_SIZE
+        )
     else:
-        trained = model
         common = {
             "num_classes": num_classes,
             "batch_size": config.batch_size,
@@ -353,7 +367,9 @@ def fit(
         val_ds = make_dataset(val.images, val.labels, **common)
     probe_images = _probe_images(val, config)
     monitor = CollapseMonitor(num_classes, full_model=model, probe=probe_images)
-    compile_model(trained, config, steps_per_execution=CACHED_STEPS_PER_EXECUTION if cache else 1)
+    # Steps on cached features are tiny: run several per call into TensorFlow.
+    steps = CACHED_STEPS_PER_EXECUTION if frozen is not None else 1
+    compile_model(trained, config, steps_per_execution=steps)
     keras_history = trained.fit(
         train_ds,
         validation_data=val_ds,
