@@ -286,45 +286,13 @@ def _feature_dataset(features, labels, num_classes, *, batch_size: int, shuffle_
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def fit(
-    model: keras.Model,
-    train: ImageSet,
-    val: ImageSet,
-    config: TrainConfig,
-    *,
-    workdir: str | os.PathLike | None = None,
-    callbacks: list[keras.callbacks.Callback] | None = None,
-    verbose: int | str = "auto",
-) -> TrainResult:
-    """Freeze, compile and train ``model`` on ``train``, validating on ``val`` each epoch.
+def _training_data(model, train: ImageSet, val: ImageSet, config: TrainConfig, notes: list):
+    """The model to fit, its training and validation datasets, and its steps per execution.
 
-    Args:
-        model: a :func:`tlcourse.models.transfer_model`.
-        train, val: uint8 images with integer labels.
-        config: the run's settings.
-        workdir: folder for the per-epoch history and the resumable checkpoint; a rerun with
-            the same folder resumes after the last finished epoch. ``None``: no checkpoints.
-        callbacks: more Keras callbacks, run after tlcourse's own.
-        verbose: Keras' ``verbose`` (1 = progress bar with ETA, 2 = a line per epoch).
+    Computed once when nothing random happens before it: the frozen part's output (E1, E2),
+    or else the preprocessed images themselves (E3 without augmentation).
     """
     num_classes = len(train.class_names)
-    keras.utils.set_random_seed(config.seed)
-    summary = freezing.freeze(model, config.experiment)
-    own: list[keras.callbacks.Callback] = []
-    notes: list[str] = []
-    recorder = None
-    if workdir is not None:
-        workdir = Path(workdir)
-        recorder = JSONHistory(workdir / "history.json")
-        if recorder.epochs:
-            notes.append(
-                f"Resumed after epoch {max(recorder.epochs) + 1} from the checkpoint in {workdir}."
-            )
-        own += [keras.callbacks.BackupAndRestore(str(workdir / "backup")), recorder]
-
-    start = time.perf_counter()
-    # Computed once when nothing random happens before it: the frozen part's output (E1,
-    # E2), or else the preprocessed images themselves (E3 without augmentation).
     frozen, trained = split_at_frozen(model, config) if config.uses_feature_cache else (None, model)
     precompute = frozen is not None or not config.augment
     if precompute:
@@ -365,10 +333,50 @@ def fit(
             train.images, train.labels, augment=config.augment, shuffle=True, **common
         )
         val_ds = make_dataset(val.images, val.labels, **common)
+    # Steps on cached features are tiny: run several per call into TensorFlow.
+    return trained, train_ds, val_ds, CACHED_STEPS_PER_EXECUTION if frozen is not None else 1
+
+
+def fit(
+    model: keras.Model,
+    train: ImageSet,
+    val: ImageSet,
+    config: TrainConfig,
+    *,
+    workdir: str | os.PathLike | None = None,
+    callbacks: list[keras.callbacks.Callback] | None = None,
+    verbose: int | str = "auto",
+) -> TrainResult:
+    """Freeze, compile and train ``model`` on ``train``, validating on ``val`` each epoch.
+
+    Args:
+        model: a :func:`tlcourse.models.transfer_model`.
+        train, val: uint8 images with integer labels.
+        config: the run's settings.
+        workdir: folder for the per-epoch history and the resumable checkpoint; a rerun with
+            the same folder resumes after the last finished epoch. ``None``: no checkpoints.
+        callbacks: more Keras callbacks, run after tlcourse's own.
+        verbose: Keras' ``verbose`` (1 = progress bar with ETA, 2 = a line per epoch).
+    """
+    num_classes = len(train.class_names)
+    keras.utils.set_random_seed(config.seed)
+    summary = freezing.freeze(model, config.experiment)
+    own: list[keras.callbacks.Callback] = []
+    notes: list[str] = []
+    recorder = None
+    if workdir is not None:
+        workdir = Path(workdir)
+        recorder = JSONHistory(workdir / "history.json")
+        if recorder.epochs:
+            notes.append(
+                f"Resumed after epoch {max(recorder.epochs) + 1} from the checkpoint in {workdir}."
+            )
+        own += [keras.callbacks.BackupAndRestore(str(workdir / "backup")), recorder]
+
+    start = time.perf_counter()
+    trained, train_ds, val_ds, steps = _training_data(model, train, val, config, notes)
     probe_images = _probe_images(val, config)
     monitor = CollapseMonitor(num_classes, full_model=model, probe=probe_images)
-    # Steps on cached features are tiny: run several per call into TensorFlow.
-    steps = CACHED_STEPS_PER_EXECUTION if frozen is not None else 1
     compile_model(trained, config, steps_per_execution=steps)
     keras_history = trained.fit(
         train_ds,
