@@ -252,8 +252,3 @@ def load_torchvision_weights(model: keras.Model, state_dict: Mapping[str, np.nda
         layer.set_weights([kernel, bias])
         loaded.append(layer_name)
     return loaded
-
-
-def backbone_output(model: keras.Model) -> keras.KerasTensor:
-    """The output of the last backbone layer (``fire9_concat``) of a SqueezeNet model."""
-    return model.get_layer(FEATURES_LAYER).output

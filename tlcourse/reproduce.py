@@ -109,13 +109,14 @@ def run_config(
     return TrainConfig(experiment=experiment, epochs=budget.epochs, seed=seed, **changes)
 
 
-def _workdir(config: TrainConfig, budget: Budget, data_source: Path) -> Path:
+def _workdir(config: TrainConfig, budget: Budget, data_source: Path, weights_sha256: str) -> Path:
     """A cache folder for one run's checkpoints, keyed by everything that decides the run."""
     key = json.dumps(
         {
             "config": config.to_dict(),
             "budget": dataclasses.asdict(budget),
             "data": str(data_source),
+            "weights": weights_sha256,
         },
         sort_keys=True,
     )
@@ -178,7 +179,7 @@ def reproduce(
                 data_split.train,
                 data_split.val,
                 config,
-                workdir=_workdir(config, plan, data_split.source),
+                workdir=_workdir(config, plan, data_split.source, base["weights"]["sha256"]),
                 verbose=verbose,
             )
             for note in result.notes:
@@ -211,7 +212,7 @@ def reproduce(
             fig = plots.plot_history(
                 result.history,
                 title=f"{experiment} ({plan.name}, seed {seed})",
-                reference=_study(experiment)["val_accuracy"] / 100,
+                reference=cfg.STUDY_RESULTS[experiment]["val_accuracy"] / 100,
                 reference_label="study (validation)",
             )
             plots.save_figure(fig, out_dir / "figures" / f"{name}-curves.png")
@@ -232,10 +233,6 @@ def reproduce(
 def run_name(experiment: str, protocol: str, seed: int) -> str:
     """File stem of a run's record and figures, e.g. ``E3-study-lr1e-4-seed0``."""
     return f"{experiment}-{protocol}-seed{seed}"
-
-
-def _study(experiment: str) -> dict:
-    return cfg.STUDY_RESULTS[experiment]
 
 
 def _best_run(trained: dict[str, tuple]) -> str | None:
@@ -295,7 +292,7 @@ def _record(
         },
         "test": test_eval.to_dict() if test_eval else None,
         "diagnostics": {"fire9_dead_channels": result.dead_channels},
-        "study": _study(experiment),
+        "study": cfg.STUDY_RESULTS[experiment],
         "provenance": {
             **base_provenance,
             "wall_time_s": round(result.wall_time_s, 2),
