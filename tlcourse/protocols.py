@@ -59,7 +59,26 @@ _LADDER = [
             common={"image_size": size},
             parent="imagenet-norm",
         )
-        for size in (64, 96, 128, 160)
+        for size in (64, 96, 128, 160, 224)
+    ),
+    Protocol(
+        "finetune-cpu-hour",
+        "Full fine-tune (run E3) that fits an hour of training on 2 CPU cores: 128 px, "
+        "ImageNet normalisation, random flips and shifts, batches of 64, Adam warmed up over "
+        "one epoch to 3e-4 and then decayed to zero along a cosine over 15 epochs, label "
+        "smoothing 0.1.",
+        per_experiment={
+            "E3": {
+                "epochs": 15,
+                "batch_size": 64,
+                "learning_rate": 3e-4,
+                "schedule": "cosine",
+                "warmup_epochs": 1.0,
+                "augment": True,
+                "label_smoothing": 0.1,
+            }
+        },
+        parent="imagenet-norm-128px",
     ),
 ]
 

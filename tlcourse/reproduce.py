@@ -105,8 +105,12 @@ def run_config(
     experiment: str, budget: Budget, protocol: str, seed: int, **overrides
 ) -> TrainConfig:
     """The ``TrainConfig`` of one run: the study's defaults, the protocol's changes, overrides."""
-    changes = {**check_protocol(protocol).settings(experiment), **overrides}
-    return TrainConfig(experiment=experiment, epochs=budget.epochs, seed=seed, **changes)
+    changes = {
+        "epochs": budget.epochs,
+        **check_protocol(protocol).settings(experiment),
+        **overrides,
+    }
+    return TrainConfig(experiment=experiment, seed=seed, **changes)
 
 
 def _workdir(config: TrainConfig, budget: Budget, data_source: Path, weights_sha256: str) -> Path:
@@ -296,6 +300,7 @@ def _record(
         "provenance": {
             **base_provenance,
             "wall_time_s": round(result.wall_time_s, 2),
+            "cpu_time_s": round(result.cpu_time_s, 2),
             "images_per_second": round(result.images_per_second, 1),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         },

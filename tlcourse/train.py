@@ -29,6 +29,9 @@ from tlcourse.pipeline import make_dataset
 from tlcourse.preprocessing import check_normalization
 
 OPTIMIZERS = ("adam", "sgd")
+#: ``constant``: the learning rate as given (the study); ``cosine``: from the given rate down to
+#: zero over the run along a half cosine, after ``warmup_epochs`` of linear warm-up.
+SCHEDULES = ("constant", "cosine")
 #: Precomputed inputs (features or preprocessed images) larger than this are not kept in
 #: memory; each batch is then preprocessed as it is drawn.
 PRECOMPUTE_LIMIT_BYTES = 4 * 2**30
@@ -47,9 +50,13 @@ class TrainConfig:
     batch_size: int = 32
     optimizer: str = "adam"
     learning_rate: float = 1e-3
+    schedule: str = "constant"
+    warmup_epochs: float = 0.0
     image_size: int = 32
     normalization: str = "unit"
     augment: bool = False
+    #: E1/E2 only: random horizontal flips from cached features of the mirrored images.
+    flip_cache: bool = False
     dropout: float = 0.5
     label_smoothing: float = 0.0
     clipnorm: float | None = None
@@ -72,12 +79,40 @@ class TrainConfig:
             raise ValueError(
                 f"`optimizer` must be one of {OPTIMIZERS}. Received: optimizer={self.optimizer!r}"
             )
+        if self.schedule not in SCHEDULES:
+            raise ValueError(
+                f"`schedule` must be one of {SCHEDULES}. Received: schedule={self.schedule!r}"
+            )
+        if not 0 <= self.warmup_epochs < self.epochs:
+            raise ValueError(
+                "`warmup_epochs` must lie in [0, epochs) so that some training follows the "
+                f"warm-up. Received: warmup_epochs={self.warmup_epochs}, epochs={self.epochs}"
+            )
+        if self.warmup_epochs and self.schedule == "constant":
+            raise ValueError(
+                "`warmup_epochs` needs `schedule='cosine'` (the constant schedule has no "
+                "warm-up). Received: schedule='constant', "
+                f"warmup_epochs={self.warmup_epochs}"
+            )
+        if self.flip_cache and (self.augment or not self.uses_feature_cache):
+            raise ValueError(
+                "`flip_cache=True` flips cached features of a frozen backbone: it needs "
+                "`experiment` 'E1' or 'E2', `cache_features=True` and `augment=False` (use "
+                "`augment=True` to flip and shift images when conv1 trains). Received: "
+                f"experiment={self.experiment!r}, cache_features={self.cache_features}, "
+                f"augment={self.augment}"
+            )
         if not self.learning_rate > 0:
             raise ValueError(f"`learning_rate` must be > 0. Received: {self.learning_rate}")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(
                 f"`label_smoothing` must lie in [0, 1). Received: {self.label_smoothing}"
             )
+
+    @property
+    def uses_flip_cache(self) -> bool:
+        """Whether random horizontal flips come from cached features of mirrored images."""
+        return self.flip_cache and self.uses_feature_cache
 
     @property
     def strategy(self) -> str:
@@ -108,6 +143,8 @@ class TrainResult:
     history: dict[str, list[float]]
     freeze: freezing.FreezeSummary
     wall_time_s: float
+    #: CPU seconds of this process over all its threads (wall time x cores when they are busy).
+    cpu_time_s: float
     images_per_second: float
     collapsed: bool = False
     collapse_epoch: int | None = None
@@ -116,8 +153,21 @@ class TrainResult:
     dead_channels: float = 0.0
 
 
-def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
-    kwargs = {"learning_rate": config.learning_rate}
+def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int):
+    """The learning rate, or a Keras schedule of it over ``config.epochs`` epochs."""
+    if config.schedule == "constant":
+        return config.learning_rate
+    total = config.epochs * steps_per_epoch
+    warmup = round(config.warmup_epochs * steps_per_epoch)
+    if warmup == 0:
+        return keras.optimizers.schedules.CosineDecay(config.learning_rate, total)
+    return keras.optimizers.schedules.CosineDecay(
+        0.0, total - warmup, warmup_target=config.learning_rate, warmup_steps=warmup
+    )
+
+
+def make_optimizer(config: TrainConfig, steps_per_epoch: int = 1) -> keras.optimizers.Optimizer:
+    kwargs = {"learning_rate": learning_rate_schedule(config, steps_per_epoch)}
     if config.clipnorm is not None:
         kwargs["clipnorm"] = config.clipnorm
     if config.optimizer == "sgd":
@@ -125,17 +175,24 @@ def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
     return keras.optimizers.Adam(**kwargs)
 
 
-def compile_model(model: keras.Model, config: TrainConfig, *, steps_per_execution: int = 1) -> None:
+def compile_model(
+    model: keras.Model,
+    config: TrainConfig,
+    *,
+    steps_per_execution: int = 1,
+    steps_per_epoch: int = 1,
+) -> None:
     """Compile with the config's optimizer, categorical cross-entropy and accuracy.
 
     XLA is off on CPU-only machines (it made training slower there) and on elsewhere.
     ``steps_per_execution`` > 1 runs several batches per call into TensorFlow, which pays
-    when a step is tiny (training on cached features).
+    when a step is tiny (training on cached features). ``steps_per_epoch`` sizes a learning
+    rate schedule.
     """
     import tensorflow as tf
 
     model.compile(
-        optimizer=make_optimizer(config),
+        optimizer=make_optimizer(config, steps_per_epoch),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
         metrics=["accuracy"],
         jit_compile=bool(tf.config.list_physical_devices("GPU")),
@@ -273,16 +330,35 @@ def extract_features(frozen: keras.Model, images: np.ndarray, config: TrainConfi
 CACHED_EVAL_BATCH_SIZE = 1024
 
 
-def _feature_dataset(features, labels, num_classes, *, batch_size: int, shuffle_seed=None):
-    """Batches of precomputed inputs: (shuffled) indices gathered from tensors in memory."""
+def _feature_dataset(
+    features, labels, num_classes, *, batch_size: int, shuffle_seed=None, mirrored=None
+):
+    """Batches of precomputed inputs: (shuffled) indices gathered from tensors in memory.
+
+    With ``mirrored`` (the same inputs computed from horizontally flipped images), each image
+    is drawn flipped or not with probability 1/2, anew every epoch: a random flip, exactly.
+    """
     import tensorflow as tf
 
+    count = len(labels)
+    if mirrored is not None:
+        features = np.concatenate([features, mirrored])
     features = tf.constant(features)
     onehot = tf.constant(keras.utils.to_categorical(labels, num_classes).astype("float32"))
-    ds = tf.data.Dataset.range(len(labels))
+    ds = tf.data.Dataset.range(count)
     if shuffle_seed is not None:
-        ds = ds.shuffle(len(labels), seed=shuffle_seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size).map(lambda i: (tf.gather(features, i), tf.gather(onehot, i)))
+        ds = ds.shuffle(count, seed=shuffle_seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    if mirrored is None:
+        ds = ds.map(lambda i: (tf.gather(features, i), tf.gather(onehot, i)))
+    else:
+        randoms = tf.data.Dataset.random(seed=shuffle_seed or 0, rerandomize_each_iteration=True)
+
+        def pick(i, random):
+            flip = tf.random.stateless_uniform(tf.shape(i), seed=tf.stack([random, 3])) < 0.5
+            return tf.gather(features, tf.where(flip, i + count, i)), tf.gather(onehot, i)
+
+        ds = tf.data.Dataset.zip((ds, randoms)).map(pick)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -297,7 +373,8 @@ def _training_data(model, train: ImageSet, val: ImageSet, config: TrainConfig, n
     precompute = frozen is not None or not config.augment
     if precompute:
         shape = frozen.output.shape[1:] if frozen is not None else (config.image_size,) * 2 + (3,)
-        nbytes = 4 * (len(train) + len(val)) * math.prod(shape)
+        copies = 2 if config.uses_flip_cache else 1
+        nbytes = 4 * (copies * len(train) + len(val)) * math.prod(shape)
         if nbytes > PRECOMPUTE_LIMIT_BYTES:
             frozen, trained, precompute = None, model, False
             notes.append(
@@ -311,12 +388,17 @@ def _training_data(model, train: ImageSet, val: ImageSet, config: TrainConfig, n
             inputs = extract_features(frozen, images, config)
         else:
             inputs = np.concatenate(list(preprocessed(images, config).as_numpy_iterator()))
+        mirrored = None
+        if frozen is not None and config.uses_flip_cache:
+            flipped = np.ascontiguousarray(train.images[:, :, ::-1])
+            mirrored = extract_features(frozen, flipped, config)
         train_ds = _feature_dataset(
             inputs[: len(train)],
             train.labels,
             num_classes,
             batch_size=config.batch_size,
             shuffle_seed=config.seed,
+            mirrored=mirrored,
         )
         val_ds = _feature_dataset(
             inputs[len(train) :], val.labels, num_classes, batch_size=CACHED_EVAL_BATCH_SIZE
@@ -373,11 +455,16 @@ def fit(
             )
         own += [keras.callbacks.BackupAndRestore(str(workdir / "backup")), recorder]
 
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     trained, train_ds, val_ds, steps = _training_data(model, train, val, config, notes)
     probe_images = _probe_images(val, config)
     monitor = CollapseMonitor(num_classes, full_model=model, probe=probe_images)
-    compile_model(trained, config, steps_per_execution=steps)
+    compile_model(
+        trained,
+        config,
+        steps_per_execution=steps,
+        steps_per_epoch=math.ceil(len(train) / config.batch_size),
+    )
     keras_history = trained.fit(
         train_ds,
         validation_data=val_ds,
@@ -386,7 +473,7 @@ def fit(
         callbacks=[monitor, *own, *(callbacks or [])],
         verbose=verbose,
     )
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, time.process_time() - start_cpu
     history = (
         recorder.history()
         if recorder
@@ -398,6 +485,7 @@ def fit(
         history=history,
         freeze=summary,
         wall_time_s=wall,
+        cpu_time_s=cpu,
         images_per_second=epochs_run * len(train) / wall if wall > 0 else float("nan"),
         notes=notes,
         dead_channels=dead_channel_fraction(model, probe_images),
