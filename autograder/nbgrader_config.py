@@ -1,0 +1,39 @@
+"""nbgrader configuration of the tlcourse course.
+
+``tlcourse course init DIR`` copies this file into an instructor's course directory; nbgrader's
+own commands (``nbgrader autograde``, ``generate_feedback``, ``export``) read it there, as does
+``tlcourse grade``. ``tlcourse-course.json`` beside it (written by ``course init``) says where
+CIFAR-10 and the SqueezeNet weights are, so graded kernels find them without internet.
+"""
+
+import json
+import os
+from pathlib import Path
+
+c = get_config()  # noqa: F821 (defined by traitlets when it reads this file)
+
+c.CourseDirectory.course_id = "tlcourse"
+
+# The notebooks read the budget from $TLCOURSE_BUDGET: "grading" (300 images a class, 4 epochs)
+# unless the instructor exported "full" (the study's protocol; hours, not seconds).
+os.environ.setdefault("TLCOURSE_BUDGET", "grading")
+
+_settings = Path.cwd() / "tlcourse-course.json"
+if _settings.is_file():
+    for _name, _value in json.loads(_settings.read_text()).get("environment", {}).items():
+        os.environ.setdefault(_name, _value)
+
+# Graded kernels: the Python 3 kernel of the environment nbgrader runs in, at most 180 s a cell
+# (assignment 3's training cell takes under a minute under the grading budget on 2 cores).
+c.Execute.kernel_name = "python3"
+c.Execute.timeout = 180
+c.Execute.interrupt_on_timeout = True
+
+# Feedback: nbgrader's preprocessors, then tlcourse's: hidden tests' source and tracebacks out,
+# the grader's notes (renamed notebook, timed-out cell, ...) in.
+c.GenerateFeedback.preprocessors = [
+    "nbgrader.preprocessors.GetGrades",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+    "tlcourse.grading.feedback.HideHiddenTests",
+    "tlcourse.grading.feedback.GraderNotes",
+]

@@ -1,0 +1,143 @@
+"""An instructor's nbgrader course directory: created from the repository, opened for grading.
+
+``init_course(DIR)`` writes ``nbgrader_config.py`` (the repository's ``autograder/`` one),
+``source/`` (the ``solutions/`` notebooks), the released student versions and the gradebook
+(nbgrader's own ``generate_assignment``), ``tlcourse-course.json`` (where data and weights are)
+and the grader's held-out images in ``grader/`` (never released: ``source/`` and ``release/``
+hold none of it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from tlcourse.config import DATA_ENV, WEIGHTS_ENV
+from tlcourse.errors import TLCourseError
+
+CONFIG_FILE = "nbgrader_config.py"
+SETTINGS_FILE = "tlcourse-course.json"
+GRADER_DIR = "grader"
+HELDOUT_FILE = "heldout.npz"
+#: Held-out images a class, from CIFAR-10's test set (the grader's validation data).
+HELDOUT_PER_CLASS = 100
+ASSIGNMENTS: tuple[str, ...] = ("01-preprocessing", "02-freezing", "03-finetuning")
+
+
+class CourseError(TLCourseError):
+    """A course directory is missing, incomplete, or an nbgrader step failed."""
+
+
+def repo_root() -> Path:
+    """The checkout holding ``solutions/`` and ``autograder/`` (tlcourse runs from a checkout)."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "solutions").is_dir() or not (root / "autograder" / CONFIG_FILE).is_file():
+        raise CourseError(
+            f"{root} has no solutions/ or autograder/{CONFIG_FILE}: course commands need a "
+            "checkout of the tlcourse repository (pip install -e . from it)."
+        )
+    return root
+
+
+def check_assignment(name: str) -> str:
+    if name not in ASSIGNMENTS:
+        raise CourseError(f"Unknown assignment {name!r}. Choose one of: {', '.join(ASSIGNMENTS)}.")
+    return name
+
+
+def check_course(course: str | os.PathLike) -> Path:
+    """``course`` as an absolute path, or an error saying how to create it."""
+    course = Path(course).resolve()
+    if not (course / CONFIG_FILE).is_file() or not (course / SETTINGS_FILE).is_file():
+        raise CourseError(
+            f"{course} is not a tlcourse course directory (no {CONFIG_FILE} or {SETTINGS_FILE}). "
+            f"Create one with: tlcourse course init {course}"
+        )
+    return course
+
+
+def nbgrader_config(course: Path):
+    """The course's traitlets config, rooted at ``course``."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    cwd = os.getcwd()
+    os.chdir(course)  # the config reads tlcourse-course.json from the working directory
+    try:
+        config = PyFileConfigLoader(CONFIG_FILE, path=str(course)).load_config()
+    finally:
+        os.chdir(cwd)
+    config.CourseDirectory.root = str(course)
+    return config
+
+
+def scripts_on_path() -> None:
+    """Put this Python's scripts folder on ``PATH``: nbgrader runs ``alembic`` from there."""
+    scripts = str(Path(sys.executable).parent)
+    if scripts not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = os.pathsep.join(filter(None, [scripts, os.environ.get("PATH")]))
+
+
+def open_api(course: str | os.PathLike):
+    """nbgrader's ``NbGraderAPI`` on ``course`` with the course's configuration."""
+    from nbgrader.apps import NbGraderAPI
+
+    scripts_on_path()
+    from nbgrader.coursedir import CourseDirectory
+
+    config = nbgrader_config(Path(course))
+    return NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
+
+
+def require_success(result: dict, what: str) -> dict:
+    """Raise ``CourseError`` with nbgrader's log when an ``NbGraderAPI`` call failed."""
+    if not result.get("success"):
+        raise CourseError(f"{what} failed:\n{result.get('error') or ''}\n{result.get('log') or ''}")
+    return result
+
+
+def generate(course: Path, assignments=ASSIGNMENTS) -> None:
+    """Run nbgrader's ``generate_assignment`` in ``course`` for each assignment."""
+    api = open_api(course)
+    for name in assignments:
+        require_success(api.generate_assignment(name), f"nbgrader generate_assignment {name}")
+
+
+def write_heldout(path: Path, data=None) -> Path:
+    """The grader's held-out images: 100 a class of CIFAR-10's test set (uint8, labels)."""
+    from tlcourse.data import load_cifar10
+    from tlcourse.pipeline import take_per_class
+
+    _, test = load_cifar10(data)
+    held = test.subset(take_per_class(test.labels, HELDOUT_PER_CLASS, seed=0))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, images=held.images, labels=held.labels)
+    return path
+
+
+def init_course(
+    course: str | os.PathLike, *, data=None, weights=None, force: bool = False
+) -> Path:
+    """Create a course directory: config, ``source/``, release and gradebook, held-out data."""
+    from tlcourse.data import locate_cifar10
+    from tlcourse.weights import locate_weights
+
+    root = repo_root()
+    course = Path(course).resolve()
+    if (course / CONFIG_FILE).exists() and not force:
+        raise CourseError(f"{course} already holds a course; pass --force to recreate its files.")
+    data_path = locate_cifar10(data)
+    weights_path = locate_weights(weights)
+    course.mkdir(parents=True, exist_ok=True)
+    shutil.copy(root / "autograder" / CONFIG_FILE, course / CONFIG_FILE)
+    settings = {"environment": {DATA_ENV: str(data_path), WEIGHTS_ENV: str(weights_path)}}
+    (course / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n")
+    for name in ASSIGNMENTS:
+        shutil.copytree(root / "solutions" / name, course / "source" / name, dirs_exist_ok=True)
+    write_heldout(course / GRADER_DIR / HELDOUT_FILE, data_path)
+    generate(course)
+    return course
