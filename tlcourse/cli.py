@@ -143,5 +143,11 @@ def info(data, weights) -> None:
     click.echo(f"versions: {versions}")
 
 
+from tlcourse.grading.cli import course, exercises, grade  # noqa: E402
+
+main.add_command(grade)
+main.add_command(course)
+main.add_command(exercises)
+
 if __name__ == "__main__":
     main()

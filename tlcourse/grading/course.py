@@ -9,6 +9,7 @@ hold none of it).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -134,10 +135,13 @@ def init_course(
     weights_path = locate_weights(weights)
     course.mkdir(parents=True, exist_ok=True)
     shutil.copy(root / "autograder" / CONFIG_FILE, course / CONFIG_FILE)
-    settings = {"environment": {DATA_ENV: str(data_path), WEIGHTS_ENV: str(weights_path)}}
-    (course / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n")
     for name in ASSIGNMENTS:
         shutil.copytree(root / "solutions" / name, course / "source" / name, dirs_exist_ok=True)
-    write_heldout(course / GRADER_DIR / HELDOUT_FILE, data_path)
+    heldout = write_heldout(course / GRADER_DIR / HELDOUT_FILE, data_path)
+    settings = {
+        "environment": {DATA_ENV: str(data_path), WEIGHTS_ENV: str(weights_path)},
+        "heldout_sha256": hashlib.sha256(heldout.read_bytes()).hexdigest(),
+    }
+    (course / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n")
     generate(course)
     return course

@@ -1,0 +1,191 @@
+"""Submissions into the course's ``submitted/<student>/<assignment>/``, repaired where possible.
+
+Two input layouts:
+
+* nbgrader's ``submitted/`` layout: ``PATH/<student>/<assignment>/*.ipynb`` (plus any files);
+* a folder of zip files as an LMS exports them: ``PATH/<student>[_anything].zip``, the
+  student id being the name up to the first ``_``; notebooks anywhere inside (folders are
+  flattened, nothing is extracted outside the submission).
+
+Each submission is checked before nbgrader sees it. A notebook under another name that holds
+this assignment's graded cells is renamed; a missing, unreadable or empty notebook, or another
+assignment's notebook, is replaced by the released exercise (it scores 0 and the rest of the
+class is graded as usual). Files the graded run writes for the grader (weights) are removed,
+so only weights trained in the graded run are evaluated. Each repair is a note that appears
+at the top of the student's feedback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from tlcourse.grading.course import ASSIGNMENTS, GRADER_DIR, CourseError
+from tlcourse.grading.handin import HANDIN_FILES
+
+#: Largest file taken from a zip (a notebook with outputs; weights are not wanted).
+MAX_MEMBER_BYTES = 50 * 2**20
+
+
+@dataclass
+class Submission:
+    """One student's submission of one assignment, as staged in the course directory."""
+
+    student: str
+    assignment: str
+    source: Path
+    digest: str
+    notes: list[str] = field(default_factory=list)
+
+
+def student_id(name: str) -> str:
+    """A safe student id from a folder or zip name: letters, digits, ``.`` and ``-``."""
+    sid = re.sub(r"[^A-Za-z0-9.-]+", "-", name.split("_")[0]).strip("-.")
+    if not sid:
+        raise CourseError(f"Cannot make a student id from {name!r}: rename it to <student>.zip.")
+    return sid
+
+
+def find_submissions(path: str | Path, assignment: str) -> dict[str, Path]:
+    """``{student: zip file or submission folder}`` found under ``path``."""
+    path = Path(path).resolve()
+    if not path.is_dir():
+        raise CourseError(f"{path} is not a folder of submissions.")
+    zips = sorted(path.glob("*.zip"))
+    if zips:
+        found: dict[str, Path] = {}
+        for archive in zips:
+            sid = student_id(archive.stem)
+            if sid in found:
+                raise CourseError(f"{found[sid].name} and {archive.name} both belong to {sid!r}.")
+            found[sid] = archive
+        return found
+    found = {
+        student_id(folder.name): folder / assignment
+        for folder in sorted(path.iterdir())
+        if (folder / assignment).is_dir()
+    }
+    if not found:
+        raise CourseError(
+            f"No submissions in {path}: expected <student>/{assignment}/*.ipynb folders "
+            "(nbgrader's submitted/ layout) or <student>.zip files."
+        )
+    return found
+
+
+def digest_of(source: Path) -> str:
+    """sha256 over a zip file or a folder's files (names and contents)."""
+    sha = hashlib.sha256()
+    files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
+    for file in files:
+        sha.update(file.name.encode() + b"\0" + file.read_bytes())
+    return sha.hexdigest()
+
+
+def _copy_in(source: Path, dest: Path) -> list[str]:
+    """Copy a zip's or folder's files into ``dest``; return notes on what was skipped."""
+    notes = []
+    if source.is_dir():
+        if source.resolve() != dest.resolve():
+            shutil.copytree(source, dest)
+        return notes
+    dest.mkdir(parents=True)
+    try:
+        with zipfile.ZipFile(source) as archive:
+            for info in archive.infolist():
+                name = Path(info.filename).name
+                if info.is_dir() or not name or info.filename.startswith("__MACOSX"):
+                    continue
+                if info.file_size > MAX_MEMBER_BYTES:
+                    notes.append(f"Skipped {name} from the zip: larger than 50 MiB.")
+                    continue
+                (dest / name).write_bytes(archive.read(info))
+    except zipfile.BadZipFile:
+        notes.append(f"{source.name} is not a readable zip file.")
+    return notes
+
+
+def grade_ids(path: Path) -> set[str]:
+    """nbgrader grade ids in a notebook (empty when it cannot be read)."""
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except Exception:  # noqa: BLE001 - any unreadable file simply holds no graded cells
+        return set()
+    return {
+        c.metadata["nbgrader"]["grade_id"]
+        for c in nb.cells
+        if "grade_id" in c.get("metadata", {}).get("nbgrader", {})
+    }
+
+
+def _problem(path: Path, own_ids: set[str]) -> str | None:
+    """Why the notebook at ``path`` cannot be graded as it is, or ``None``."""
+    try:
+        nb = nbformat.read(path, as_version=4)
+        nbformat.validate(nb)
+    except Exception as error:  # noqa: BLE001 - the reason is reported, whatever it is
+        first = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+        return f"{path.name} could not be read as a notebook ({type(error).__name__}: {first})"
+    if not grade_ids(path) & own_ids:
+        return f"{path.name} holds none of this assignment's graded cells (an empty notebook?)"
+    return None
+
+
+def repair(dest: Path, assignment: str, release: Path, source_ids: dict[str, set[str]]) -> list:
+    """Make ``dest/<assignment>.ipynb`` gradable; return the notes saying what was done."""
+    notes = []
+    for name in HANDIN_FILES:
+        if (dest / name).exists():
+            (dest / name).unlink()
+            notes.append(f"Removed the submitted {name}: the grader evaluates the weights "
+                         "trained when your notebook runs in grading.")
+    expected = dest / f"{assignment}.ipynb"
+    own_ids = source_ids[assignment]
+    others = sorted(p for p in dest.glob("*.ipynb") if p != expected)
+    if not expected.exists():
+        mine = [p for p in others if grade_ids(p) & own_ids]
+        if len(mine) == 1:
+            mine[0].rename(expected)
+            notes.append(f"Your notebook was named {mine[0].name}; it was graded as "
+                         f"{expected.name}. Keep the name the assignment gives.")
+        else:
+            for other in others:
+                ids = grade_ids(other)
+                owner = [a for a, a_ids in source_ids.items() if a != assignment and ids & a_ids]
+                if owner:
+                    notes.append(f"{other.name} is the notebook of assignment {owner[0]}, "
+                                 f"not of {assignment}.")
+            notes.append(f"No {expected.name} in the submission.")
+    elif problem := _problem(expected, own_ids):
+        notes.append(problem + ".")
+    if notes and (not expected.exists() or _problem(expected, own_ids)):
+        shutil.copy(release / assignment / expected.name, expected)
+        notes.append("It was graded as the unmodified exercise (0 points); resubmit a "
+                     "working notebook to be graded.")
+    return notes
+
+
+def notes_path(course: Path, assignment: str, student: str) -> Path:
+    return course / GRADER_DIR / "notes" / assignment / f"{student}.json"
+
+
+def stage(course: Path, assignment: str, student: str, source: Path) -> Submission:
+    """Copy one submission into ``course/submitted/`` and repair it; record its notes."""
+    dest = course / "submitted" / student / assignment
+    digest = digest_of(source)
+    if dest.exists() and source.resolve() != dest.resolve():
+        shutil.rmtree(dest)
+    notes = _copy_in(source, dest)
+    source_ids = {a: grade_ids(course / "source" / a / f"{a}.ipynb") for a in ASSIGNMENTS}
+    notes += repair(dest, assignment, course / "release", source_ids)
+    path = notes_path(course, assignment, student)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(notes, indent=2) + "\n")
+    return Submission(student, assignment, source, digest, notes)

@@ -1,0 +1,139 @@
+"""Grade one submission, in a process of its own: autograde, accuracy, notes, feedback.
+
+``python -m tlcourse.grading.submission COURSE ASSIGNMENT STUDENT`` prints one JSON line
+(student, score, max score, notes, seconds). :func:`grade_submission` is the one place that
+runs a student's code (through nbgrader's autograde, whose kernel is its own process), so a
+sandbox around it wraps every graded run. nbgrader's gradebook is one sqlite file shared by
+the workers: a call that finds it locked is retried.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+
+from tlcourse.grading import accuracy
+from tlcourse.grading.course import SETTINGS_FILE, CourseError, open_api, require_success
+from tlcourse.grading.feedback import NOTES_FILE
+from tlcourse.grading.intake import notes_path
+
+LOCK_RETRIES = 8
+TIMEOUT_ERRORS = ("CellTimeoutError", "KeyboardInterrupt", "TimeoutError")
+
+
+def with_retries(call, what: str) -> dict:
+    """Run an ``NbGraderAPI`` call, again after a pause while sqlite says it is locked."""
+    for attempt in range(LOCK_RETRIES):
+        result = call()
+        text = f"{result.get('error') or ''}{result.get('log') or ''}"
+        if result.get("success") or "database is locked" not in text:
+            return require_success(result, what)
+        time.sleep(0.5 * 2**attempt * (1 + random.random()))
+    return require_success(result, what)
+
+
+def execution_notes(notebook: Path) -> list[str]:
+    """Notes on cells of the graded run that timed out or raised outside the test cells."""
+    nb = nbformat.read(notebook, as_version=4)
+    notes = []
+    for index, cell in enumerate(nb.cells, start=1):
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        for output in cell.get("outputs", []):
+            if output.get("output_type") != "error":
+                continue
+            name, value = output.get("ename", ""), str(output.get("evalue", ""))[:200]
+            where = f"Cell {index}" + (f" ({meta['grade_id']})" if "grade_id" in meta else "")
+            if name in TIMEOUT_ERRORS:
+                notes.append(f"{where} was stopped: it ran longer than the per-cell time limit. "
+                             "Cells after it ran without its results.")
+            elif meta.get("grade"):
+                if value.startswith("Known mistake:"):
+                    notes.append(f"{where}: {value}")
+            else:
+                notes.append(f"{where} raised {name}: {value}. Tests that need its results "
+                             "failed too.")
+    return notes
+
+
+def grade_submission(
+    course: Path, assignment: str, student: str, *, cell_timeout: int | None = None
+) -> dict:
+    """Autograde ``student``'s staged submission and write its grades and feedback."""
+    start = time.perf_counter()
+    course = Path(course).resolve()
+    api = open_api(course)
+    if cell_timeout is not None:
+        api.config.Execute.timeout = cell_timeout
+    with_retries(lambda: api.autograde(assignment, student), f"autograde {assignment} {student}")
+    graded = Path(api.coursedir.format_path("autograded", student, assignment))
+    notes = json.loads(notes_path(course, assignment, student).read_text())
+    notebook = graded / f"{assignment}.ipynb"
+    if notebook.exists():
+        notes += execution_notes(notebook)
+
+    from nbgrader.api import Gradebook
+
+    held_out_accuracy = None
+    if assignment == accuracy.ASSIGNMENT:
+        settings = json.loads((course / SETTINGS_FILE).read_text())
+        with Gradebook(api.coursedir.db_url, api.coursedir.course_id) as gb:
+            max_score = gb.find_grade(
+                accuracy.GRADE_CELL, assignment, assignment, student
+            ).max_score
+        grade = accuracy.grade_accuracy(course, graded, max_score, settings["heldout_sha256"])
+        held_out_accuracy = grade.accuracy
+        for attempt in range(LOCK_RETRIES):
+            try:
+                with Gradebook(api.coursedir.db_url, api.coursedir.course_id) as gb:
+                    accuracy.write_grade(gb, assignment, student, grade)
+                break
+            except Exception as error:  # sqlalchemy OperationalError: database is locked
+                if "locked" not in str(error) or attempt == LOCK_RETRIES - 1:
+                    raise
+                time.sleep(0.5 * 2**attempt)
+    (graded / NOTES_FILE).write_text(json.dumps(notes, indent=2) + "\n")
+    with_retries(
+        lambda: api.generate_feedback(assignment, student), f"feedback {assignment} {student}"
+    )
+    with Gradebook(api.coursedir.db_url, api.coursedir.course_id) as gb:
+        submission = gb.find_submission(assignment, student)
+        score, max_score = submission.score, submission.max_score
+    return {
+        "student": student,
+        "assignment": assignment,
+        "score": score,
+        "max_score": max_score,
+        "notes": notes,
+        "held_out_accuracy": held_out_accuracy,
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("course", type=Path)
+    parser.add_argument("assignment")
+    parser.add_argument("student")
+    parser.add_argument("--cell-timeout", type=int, default=None)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        result = grade_submission(
+            args.course, args.assignment, args.student, cell_timeout=args.cell_timeout
+        )
+    except CourseError as error:
+        print(json.dumps({"student": args.student, "error": str(error)}))
+        return 1
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
