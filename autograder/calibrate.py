@@ -68,8 +68,10 @@ def main() -> None:
         }
         write_json_atomic(args.out / f"{ASSIGNMENT}-calibration-seed{seed}.json", record)
         records.append(record)
-        print(f"seed {seed}: held-out accuracy {record['held_out_accuracy']:.4f}, "
-              f"{record['seconds_per_notebook']:.0f} s")
+        print(
+            f"seed {seed}: held-out accuracy {record['held_out_accuracy']:.4f}, "
+            f"{record['seconds_per_notebook']:.0f} s"
+        )
     accuracies = [r["held_out_accuracy"] for r in records]
     summary = {
         "kind": "tlcourse-grading-calibration-summary",

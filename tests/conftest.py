@@ -142,3 +142,6 @@ def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pyte
     for name in ("TLCOURSE_DATA", "TLCOURSE_WEIGHTS"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("TLCOURSE_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
+from grading_fixtures import graded_course  # noqa: E402, F401  (the graded course, shared)

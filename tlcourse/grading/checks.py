@@ -82,8 +82,8 @@ def check_standardized(result, images: np.ndarray) -> None:
     if x.max() > 10:
         raise mistake(
             NOT_NORMALISED,
-            "Values reach {:.0f}: scale the pixels to [0, 1] (divide by 255) before you subtract "
-            "the ImageNet mean and divide by its std.".format(float(x.max())),
+            f"Values reach {float(x.max()):.0f}: scale the pixels to [0, 1] (divide by 255) "
+            "before you subtract the ImageNet mean and divide by its std.",
         )
     mean, std = np.asarray(IMAGENET_MEAN, np.float32), np.asarray(IMAGENET_STD, np.float32)
     hint = "subtract IMAGENET_MEAN, then divide by IMAGENET_STD, per channel (last axis)."

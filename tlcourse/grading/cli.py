@@ -85,8 +85,10 @@ def course_init(directory, data, weights, force) -> None:
         path = init_course(directory, data=data, weights=weights, force=force)
     except TLCourseError as error:
         raise click.ClickException(str(error)) from error
-    click.echo(f"course ready in {path}; grade with: tlcourse grade ASSIGNMENT --course {path} "
-               "--submissions FOLDER")
+    click.echo(
+        f"course ready in {path}; grade with: tlcourse grade ASSIGNMENT --course {path} "
+        "--submissions FOLDER"
+    )
 
 
 @click.group()

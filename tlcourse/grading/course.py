@@ -120,9 +120,7 @@ def write_heldout(path: Path, data=None) -> Path:
     return path
 
 
-def init_course(
-    course: str | os.PathLike, *, data=None, weights=None, force: bool = False
-) -> Path:
+def init_course(course: str | os.PathLike, *, data=None, weights=None, force: bool = False) -> Path:
     """Create a course directory: config, ``source/``, release and gradebook, held-out data."""
     from tlcourse.data import locate_cifar10
     from tlcourse.weights import locate_weights

@@ -144,8 +144,10 @@ def repair(dest: Path, assignment: str, release: Path, source_ids: dict[str, set
     for name in HANDIN_FILES:
         if (dest / name).exists():
             (dest / name).unlink()
-            notes.append(f"Removed the submitted {name}: the grader evaluates the weights "
-                         "trained when your notebook runs in grading.")
+            notes.append(
+                f"Removed the submitted {name}: the grader evaluates the weights "
+                "trained when your notebook runs in grading."
+            )
     expected = dest / f"{assignment}.ipynb"
     own_ids = source_ids[assignment]
     others = sorted(p for p in dest.glob("*.ipynb") if p != expected)
@@ -153,22 +155,28 @@ def repair(dest: Path, assignment: str, release: Path, source_ids: dict[str, set
         mine = [p for p in others if grade_ids(p) & own_ids]
         if len(mine) == 1:
             mine[0].rename(expected)
-            notes.append(f"Your notebook was named {mine[0].name}; it was graded as "
-                         f"{expected.name}. Keep the name the assignment gives.")
+            notes.append(
+                f"Your notebook was named {mine[0].name}; it was graded as "
+                f"{expected.name}. Keep the name the assignment gives."
+            )
         else:
             for other in others:
                 ids = grade_ids(other)
                 owner = [a for a, a_ids in source_ids.items() if a != assignment and ids & a_ids]
                 if owner:
-                    notes.append(f"{other.name} is the notebook of assignment {owner[0]}, "
-                                 f"not of {assignment}.")
+                    notes.append(
+                        f"{other.name} is the notebook of assignment {owner[0]}, "
+                        f"not of {assignment}."
+                    )
             notes.append(f"No {expected.name} in the submission.")
     elif problem := _problem(expected, own_ids):
         notes.append(problem + ".")
     if notes and (not expected.exists() or _problem(expected, own_ids)):
         shutil.copy(release / assignment / expected.name, expected)
-        notes.append("It was graded as the unmodified exercise (0 points); resubmit a "
-                     "working notebook to be graded.")
+        notes.append(
+            "It was graded as the unmodified exercise (0 points); resubmit a "
+            "working notebook to be graded."
+        )
     return notes
 
 

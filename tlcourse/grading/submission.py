@@ -51,14 +51,17 @@ def execution_notes(notebook: Path) -> list[str]:
             name, value = output.get("ename", ""), str(output.get("evalue", ""))[:200]
             where = f"Cell {index}" + (f" ({meta['grade_id']})" if "grade_id" in meta else "")
             if name in TIMEOUT_ERRORS:
-                notes.append(f"{where} was stopped: it ran longer than the per-cell time limit. "
-                             "Cells after it ran without its results.")
+                notes.append(
+                    f"{where} was stopped: it ran longer than the per-cell time limit. "
+                    "Cells after it ran without its results."
+                )
             elif meta.get("grade"):
                 if value.startswith("Known mistake:"):
                     notes.append(f"{where}: {value}")
             else:
-                notes.append(f"{where} raised {name}: {value}. Tests that need its results "
-                             "failed too.")
+                notes.append(
+                    f"{where} raised {name}: {value}. Tests that need its results failed too."
+                )
     return notes
 
 

@@ -1,0 +1,113 @@
+"""Intake, the budget and the checks, without running notebooks (fast)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tlcourse.grading import checks
+from tlcourse.grading.budget import BUDGET_ENV, SEED_ENV, current_budget
+from tlcourse.grading.course import ASSIGNMENTS
+from tlcourse.grading.intake import find_submissions, grade_ids, notes_path, stage
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+A = "01-preprocessing"
+
+
+@pytest.fixture
+def course(tmp_path) -> Path:
+    """The folders intake reads: source/ (solutions) and release/ (exercises)."""
+    root = tmp_path / "course"
+    for a in ASSIGNMENTS:
+        shutil.copytree(PROJECT_ROOT / "solutions" / a, root / "source" / a)
+        shutil.copytree(PROJECT_ROOT / "exercises" / a, root / "release" / a)
+    return root
+
+
+def _zip(path: Path, files: dict[str, str | bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in files.items():
+            archive.writestr(name, content)
+    return path
+
+
+def test_zip_folder_gives_student_ids_and_flattens_member_paths(course, tmp_path):
+    zips = tmp_path / "lms"
+    zips.mkdir()
+    solution = (PROJECT_ROOT / "solutions" / A / f"{A}.ipynb").read_text()
+    _zip(
+        zips / "ada.lovelace_123_file.zip", {f"../../{A}.ipynb": solution, "model.weights.h5": b"x"}
+    )
+    found = find_submissions(zips, A)
+    assert list(found) == ["ada.lovelace"]
+    submission = stage(course, A, "ada.lovelace", found["ada.lovelace"])
+    staged = course / "submitted" / "ada.lovelace" / A
+    assert sorted(p.name for p in staged.iterdir()) == [f"{A}.ipynb"]
+    assert not (tmp_path / f"{A}.ipynb").exists()
+    assert any("Removed the submitted model.weights.h5" in n for n in submission.notes)
+    assert json.loads(notes_path(course, A, "ada.lovelace").read_text()) == submission.notes
+
+
+def test_renamed_notebook_is_graded_under_its_name(course, tmp_path):
+    folder = tmp_path / "submitted" / "bob" / A
+    folder.mkdir(parents=True)
+    shutil.copy(PROJECT_ROOT / "solutions" / A / f"{A}.ipynb", folder / "mine.ipynb")
+    submission = stage(course, A, "bob", find_submissions(tmp_path / "submitted", A)["bob"])
+    staged = course / "submitted" / "bob" / A / f"{A}.ipynb"
+    assert grade_ids(staged) == grade_ids(PROJECT_ROOT / "solutions" / A / f"{A}.ipynb")
+    assert "was named mine.ipynb" in submission.notes[0]
+
+
+def test_corrupt_notebook_is_replaced_by_the_exercise(course, tmp_path):
+    zips = tmp_path / "lms"
+    zips.mkdir()
+    _zip(zips / "carol.zip", {f"{A}.ipynb": '{"cells": ['})
+    submission = stage(course, A, "carol", zips / "carol.zip")
+    staged = course / "submitted" / "carol" / A / f"{A}.ipynb"
+    assert staged.read_bytes() == (PROJECT_ROOT / "exercises" / A / f"{A}.ipynb").read_bytes()
+    assert "could not be read as a notebook" in submission.notes[0]
+    assert "unmodified exercise (0 points)" in submission.notes[-1]
+
+
+def test_no_submissions_is_an_error_that_says_the_layout(tmp_path):
+    with pytest.raises(Exception, match="submitted/ layout"):
+        find_submissions(tmp_path, A)
+
+
+def test_budget_reads_the_environment(monkeypatch):
+    monkeypatch.delenv(BUDGET_ENV, raising=False)
+    monkeypatch.delenv(SEED_ENV, raising=False)
+    grading = current_budget()
+    assert (grading.name, grading.epochs, grading.train_per_class, grading.seed) == (
+        "grading",
+        4,
+        300,
+        0,
+    )
+    monkeypatch.setenv(BUDGET_ENV, "full")
+    monkeypatch.setenv(SEED_ENV, "3")
+    full = current_budget()
+    assert (full.epochs, full.train_per_class, full.seed) == (30, None, 3)
+    monkeypatch.setenv(BUDGET_ENV, "huge")
+    with pytest.raises(ValueError, match="grading"):
+        current_budget()
+
+
+def test_checks_name_the_known_mistakes():
+    images = np.random.default_rng(0).integers(0, 256, (4, 8, 8, 3), dtype=np.uint8)
+    checks.check_unit_scaled(images.astype(np.float32) / 255, images)
+    with pytest.raises(AssertionError, match="Known mistake: data not normalised"):
+        checks.check_unit_scaled(images.astype(np.float32), images)
+    with pytest.raises(AssertionError, match="Known mistake: labels not one-hot"):
+        checks.check_one_hot(np.arange(4), np.arange(4))
+    with pytest.raises(AssertionError, match="Known mistake: 1x1 feature maps at 32 px"):
+        checks.check_image_size(32)
+    checks.check_image_size(64)
+    with pytest.raises(AssertionError, match="Known mistake: a collapsed run stuck at chance"):
+        checks.check_not_collapsed({"loss": [2.3026], "accuracy": [0.1]})
+    checks.check_not_collapsed({"loss": [1.6], "accuracy": [0.4]})
