@@ -27,8 +27,9 @@ ASSIGNMENT = "03-finetuning"
 GRADE_CELL = "validation_accuracy"
 #: Held-out accuracy at and below which the score is 0 (a collapsed run sits at 10%).
 ZERO_AT = 0.15
-#: Held-out accuracy from which the score is full: calibration mean - 2 std (see above).
-FULL_AT = 0.40
+#: Held-out accuracy from which the score is full: calibration mean - 2 std, 41.4% - 2 x 3.1%
+#: = 35.2% over seeds 0-4 (results/grading/03-finetuning-calibration.json), rounded down.
+FULL_AT = 0.35
 HELDOUT_NAME = "1,000 held-out CIFAR-10 images (100 a class)"
 
 
