@@ -111,3 +111,13 @@ def test_checks_name_the_known_mistakes():
     with pytest.raises(AssertionError, match="Known mistake: a collapsed run stuck at chance"):
         checks.check_not_collapsed({"loss": [2.3026], "accuracy": [0.1]})
     checks.check_not_collapsed({"loss": [1.6], "accuracy": [0.4]})
+
+
+def test_another_assignments_notebook_is_named_and_replaced(course, tmp_path):
+    folder = tmp_path / "submitted" / "dan" / A
+    folder.mkdir(parents=True)
+    shutil.copy(PROJECT_ROOT / "solutions" / "02-freezing" / "02-freezing.ipynb", folder)
+    submission = stage(course, A, "dan", folder)
+    assert "02-freezing.ipynb is the notebook of assignment 02-freezing" in submission.notes[0]
+    staged = course / "submitted" / "dan" / A / f"{A}.ipynb"
+    assert staged.read_bytes() == (PROJECT_ROOT / "exercises" / A / f"{A}.ipynb").read_bytes()

@@ -149,7 +149,8 @@ def repair(dest: Path, assignment: str, release: Path, source_ids: dict[str, set
                 "trained when your notebook runs in grading."
             )
     expected = dest / f"{assignment}.ipynb"
-    own_ids = source_ids[assignment]
+    others_ids = set().union(*(ids for a, ids in source_ids.items() if a != assignment))
+    own_ids = source_ids[assignment] - others_ids  # ids such as "setup" recur across notebooks
     others = sorted(p for p in dest.glob("*.ipynb") if p != expected)
     if not expected.exists():
         mine = [p for p in others if grade_ids(p) & own_ids]
@@ -162,7 +163,11 @@ def repair(dest: Path, assignment: str, release: Path, source_ids: dict[str, set
         else:
             for other in others:
                 ids = grade_ids(other)
-                owner = [a for a, a_ids in source_ids.items() if a != assignment and ids & a_ids]
+                owner = [
+                    a
+                    for a, a_ids in source_ids.items()
+                    if a != assignment and ids & (a_ids - source_ids[assignment])
+                ]
                 if owner:
                     notes.append(
                         f"{other.name} is the notebook of assignment {owner[0]}, "
@@ -182,6 +187,21 @@ def repair(dest: Path, assignment: str, release: Path, source_ids: dict[str, set
 
 def notes_path(course: Path, assignment: str, student: str) -> Path:
     return course / GRADER_DIR / "notes" / assignment / f"{student}.json"
+
+
+def replace_with_exercise(course: Path, assignment: str, student: str, reason: str) -> list:
+    """Grade the released exercise in place of a notebook nbgrader cannot grade; the notes."""
+    name = f"{assignment}.ipynb"
+    shutil.copy(course / "release" / assignment / name, course / "submitted" / student / assignment)
+    path = notes_path(course, assignment, student)
+    notes = json.loads(path.read_text()) if path.is_file() else []
+    notes += [
+        reason,
+        "It was graded as the unmodified exercise (0 points); resubmit a working "
+        "notebook to be graded.",
+    ]
+    path.write_text(json.dumps(notes, indent=2) + "\n")
+    return notes
 
 
 def stage(course: Path, assignment: str, student: str, source: Path) -> Submission:

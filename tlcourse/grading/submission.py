@@ -22,7 +22,7 @@ import nbformat
 from tlcourse.grading import accuracy
 from tlcourse.grading.course import SETTINGS_FILE, CourseError, open_api, require_success
 from tlcourse.grading.feedback import NOTES_FILE
-from tlcourse.grading.intake import notes_path
+from tlcourse.grading.intake import notes_path, replace_with_exercise
 
 LOCK_RETRIES = 8
 TIMEOUT_ERRORS = ("CellTimeoutError", "KeyboardInterrupt", "TimeoutError")
@@ -74,7 +74,23 @@ def grade_submission(
     api = open_api(course)
     if cell_timeout is not None:
         api.config.Execute.timeout = cell_timeout
-    with_retries(lambda: api.autograde(assignment, student), f"autograde {assignment} {student}")
+    try:
+        with_retries(
+            lambda: api.autograde(assignment, student), f"autograde {assignment} {student}"
+        )
+    except CourseError as error:
+        if "failed to validate" not in str(error):
+            raise
+        replace_with_exercise(
+            course,
+            assignment,
+            student,
+            f"nbgrader could not grade {assignment}.ipynb: its graded cells do not match this "
+            "assignment's (cells copied from another notebook, or their metadata edited).",
+        )
+        with_retries(
+            lambda: api.autograde(assignment, student), f"autograde {assignment} {student}"
+        )
     graded = Path(api.coursedir.format_path("autograded", student, assignment))
     notes = json.loads(notes_path(course, assignment, student).read_text())
     notebook = graded / f"{assignment}.ipynb"
