@@ -85,6 +85,17 @@ def sources_before(cifar10_root: Path, image_folder_root: Path) -> dict[str, tup
 
 
 @pytest.fixture(scope="session")
+def small_split(cifar10_root: Path) -> tuple[ImageSet, ImageSet]:
+    """100 real training images a class, split 80/20 stratified (seed 0)."""
+    from tlcourse.data import load_cifar10, stratified_split, take_per_class
+
+    train, _test = load_cifar10(cifar10_root / "cifar-10-batches-py")
+    subset = train.subset(take_per_class(train.labels, 100, seed=0))
+    train_idx, val_idx = stratified_split(subset.labels, 0.2, seed=0)
+    return subset.subset(train_idx), subset.subset(val_idx)
+
+
+@pytest.fixture(scope="session")
 def batches_dir(cifar10_root: Path) -> Path:
     return cifar10_root / "cifar-10-batches-py"
 

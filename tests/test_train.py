@@ -8,18 +8,17 @@ import keras
 import numpy as np
 import pytest
 
-from tlcourse.data import load_cifar10, make_dataset, stratified_split, take_per_class
+from tlcourse.data import make_dataset
 from tlcourse.evaluate import evaluate_model
 from tlcourse.models import transfer_model
-from tlcourse.train import CollapseMonitor, TrainConfig, fit, is_collapsed
-
-
-@pytest.fixture(scope="module")
-def small_split(cifar10_root):
-    train, _test = load_cifar10(cifar10_root / "cifar-10-batches-py")
-    subset = train.subset(take_per_class(train.labels, 100, seed=0))
-    train_idx, val_idx = stratified_split(subset.labels, 0.2, seed=0)
-    return subset.subset(train_idx), subset.subset(val_idx)
+from tlcourse.train import (
+    CollapseMonitor,
+    TrainConfig,
+    _feature_dataset,
+    fit,
+    is_collapsed,
+    learning_rate_schedule,
+)
 
 
 def test_is_collapsed_reads_loss_and_accuracy():
@@ -36,6 +35,50 @@ def test_config_rejects_bad_values():
         TrainConfig(image_size=16)
     with pytest.raises(ValueError, match="normalization='bgr'"):
         TrainConfig(normalization="bgr")
+    with pytest.raises(ValueError, match="schedule='step'"):
+        TrainConfig(schedule="step")
+    with pytest.raises(ValueError, match="needs `schedule='cosine'`"):
+        TrainConfig(warmup_epochs=1)
+    with pytest.raises(ValueError, match="warmup_epochs=5"):
+        TrainConfig(schedule="cosine", warmup_epochs=5, epochs=5)
+    with pytest.raises(ValueError, match="use `augment=True`"):
+        TrainConfig(experiment="E3", flip_cache=True)
+    assert TrainConfig(experiment="E1", flip_cache=True).uses_flip_cache
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero():
+    config = TrainConfig(epochs=4, learning_rate=3e-4, schedule="cosine", warmup_epochs=1)
+    schedule = learning_rate_schedule(config, steps_per_epoch=10)
+    rates = [float(schedule(step)) for step in (0, 5, 10, 25, 40)]
+    assert rates[0] == 0 and rates[1] == pytest.approx(1.5e-4)
+    assert rates[2] == pytest.approx(3e-4)  # the peak, after one epoch
+    assert rates[3] == pytest.approx(1.5e-4, rel=1e-3)  # half-way down the cosine
+    assert rates[4] == pytest.approx(0, abs=1e-9)
+    assert learning_rate_schedule(TrainConfig(learning_rate=1e-3), 10) == 1e-3
+
+
+def test_flip_cache_draws_each_image_mirrored_half_of_the_time():
+    features = np.arange(1000, dtype="float32")[:, None]
+    mirrored = -features
+    labels = np.zeros(1000, np.int64)
+    ds = _feature_dataset(features, labels, 2, batch_size=100, shuffle_seed=0, mirrored=mirrored)
+    first = np.concatenate([x.numpy() for x, _ in ds])[:, 0]
+    second = np.concatenate([x.numpy() for x, _ in ds])[:, 0]
+    assert sorted(np.abs(first)) == list(range(1000))  # every image once an epoch
+    assert 0.4 < (first < 0).mean() < 0.6  # about half of them mirrored
+    assert not np.array_equal(np.sign(first), np.sign(second))  # new draws every epoch
+
+
+def test_e1_with_flip_cache_and_cosine_schedule_trains(small_split, weights_npz):
+    train, val = small_split
+    model = transfer_model(weights=weights_npz, input_shape=(64, 64, 3))
+    config = TrainConfig(
+        experiment="E1", epochs=4, image_size=64, normalization="imagenet", flip_cache=True,
+        schedule="cosine", warmup_epochs=1, seed=0,
+    )  # fmt: skip
+    result = fit(model, train, val, config, verbose=0)
+    assert result.history["val_accuracy"][-1] > 0.35  # chance is 0.10
+    assert result.cpu_time_s > 0
 
 
 @pytest.mark.parametrize(

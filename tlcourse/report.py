@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tlcourse.config import EXPERIMENTS, STUDY_RESULTS
+from tlcourse.protocols import PROTOCOLS
 
 #: Marks a JSON file as a training-run record (``load_records`` reads only those).
 RECORD_KIND = "tlcourse-run"
@@ -43,19 +44,28 @@ def _study(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
+def _protocol_rank(name: str) -> tuple[int, str]:
+    """Protocols in the order of the recipe ladder (unknown names last, by name)."""
+    order = list(PROTOCOLS)
+    return (order.index(name) if name in order else len(order), name)
+
+
 def summary_table(records: list[dict]) -> str:
-    """A Markdown table: one row per (protocol, budget, experiment), mean ± std over seeds."""
+    """A Markdown table: one row per (protocol, budget, experiment), mean ± std over seeds.
+
+    Rows follow the budget, then the protocols in the order of the recipe ladder.
+    """
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for record in records:
         groups[(record["protocol"], record["budget"], record["experiment"])].append(record)
     lines = [
         "| Experiment | Trains | Budget | Protocol | Study val % | Ours val % | Study test % "
-        "| Ours test % | Runs collapsed |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| Ours test % | Runs collapsed | Minutes a run |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     order = list(EXPERIMENTS)
     for protocol, budget, experiment in sorted(
-        groups, key=lambda k: (k[1], k[0], order.index(k[2]))
+        groups, key=lambda k: (k[1], _protocol_rank(k[0]), order.index(k[2]))
     ):
         runs = groups[(protocol, budget, experiment)]
         ok = [r for r in runs if r["status"] == "ok"]
@@ -63,10 +73,12 @@ def summary_table(records: list[dict]) -> str:
         val = [r["final"]["val_accuracy"] for r in ok]
         test = [r["final"]["test_accuracy"] for r in ok if r["final"]["test_accuracy"] is not None]
         collapsed = len(runs) - len(ok)
+        minutes = statistics.mean(r["provenance"]["wall_time_s"] / 60 for r in runs)
         lines.append(
             f"| {experiment} | {EXPERIMENTS[experiment]} | {budget} | {protocol} "
             f"| {_study(study['val_accuracy'])} | {_spread(val)} "
-            f"| {_study(study['test_accuracy'])} | {_spread(test)} | {collapsed} of {len(runs)} |"
+            f"| {_study(study['test_accuracy'])} | {_spread(test)} | {collapsed} of {len(runs)} "
+            f"| {minutes:.1f} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -78,7 +90,11 @@ class Target:
     label: str
     experiment: str
     threshold: float  # fraction 0..1
-    max_wall_time_s: float | None = None
+    #: Training time allowed on 2 CPU cores, in seconds of wall time on an otherwise idle
+    #: machine. A record with the process's CPU time is held to twice this in CPU seconds
+    #: (2 cores busy for that long), which other work on the machine cannot inflate; older
+    #: records, to their wall time.
+    max_seconds_on_2_cores: float | None = None
     cpu_only: bool = False
 
     def qualifies(self, record: dict) -> bool:
@@ -87,9 +103,13 @@ class Target:
         if record["status"] != "ok" or record["final"]["test_accuracy"] is None:
             return False
         provenance = record["provenance"]
-        if self.max_wall_time_s is not None and provenance["wall_time_s"] > self.max_wall_time_s:
+        if self.cpu_only and provenance["machine"]["gpus"]:
             return False
-        return not (self.cpu_only and provenance["machine"]["gpus"])
+        if self.max_seconds_on_2_cores is None:
+            return True
+        if "cpu_time_s" in provenance:
+            return provenance["cpu_time_s"] <= 2 * self.max_seconds_on_2_cores
+        return provenance["wall_time_s"] <= self.max_seconds_on_2_cores
 
 
 #: The course's targets for doing better than the study (on the full test set).
@@ -100,7 +120,7 @@ TARGETS: tuple[Target, ...] = (
         "Full fine-tune within 60 minutes of training on CPU: test >= 85%",
         "E3",
         0.85,
-        max_wall_time_s=3600,
+        max_seconds_on_2_cores=3600,
         cpu_only=True,
     ),
 )
@@ -118,11 +138,27 @@ def target_lines(records: list[dict]) -> list[str]:
         accuracy = best["final"]["test_accuracy"]
         verdict = "met" if accuracy >= target.threshold else "not met"
         name = f"{best['experiment']}-{best['protocol']}-seed{best['config']['seed']}"
+        provenance = best["provenance"]
+        cost = f"{provenance['wall_time_s'] / 60:.0f} min"
+        if "cpu_time_s" in provenance:
+            cost += f" wall, {provenance['cpu_time_s'] / 60:.0f} CPU-min"
         lines.append(
             f"- {target.label}: **{verdict}**, best {100 * accuracy:.2f}% "
-            f"(`{best['budget']}/{name}`, {best['provenance']['wall_time_s'] / 60:.0f} min)."
+            f"(`{best['budget']}/{name}`, {cost})."
         )
     return lines
+
+
+def protocol_lines(records: list[dict]) -> str:
+    """What each protocol in the records changes, in ladder order (from tlcourse.protocols)."""
+    names = sorted({r["protocol"] for r in records}, key=_protocol_rank)
+    lines = []
+    for name in names:
+        protocol = PROTOCOLS.get(name)
+        text = protocol.description if protocol else "(not a protocol of this version)"
+        parent = f" Builds on `{protocol.parent}`." if protocol and protocol.parent else ""
+        lines.append(f"- `{name}`: {text}{parent}")
+    return "\n".join(lines)
 
 
 def write_summary(folder: str | os.PathLike) -> Path:
@@ -139,6 +175,7 @@ def write_summary(folder: str | os.PathLike) -> Path:
         "configuration and provenance; figures are in `<budget>/figures/`.\n"
     )
     text += "\n## Targets\n\n" + "\n".join(target_lines(records)) + "\n"
+    text += "\n## Protocols\n\n" + protocol_lines(records) + "\n"
     path = folder / "README.md"
     tmp = path.with_name(".README.md.tmp")
     tmp.write_text(text)

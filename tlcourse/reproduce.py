@@ -185,6 +185,7 @@ def reproduce(
                 config,
                 workdir=_workdir(config, plan, data_split.source, base["weights"]["sha256"]),
                 verbose=verbose,
+                feature_store=cfg.cache_dir() / "features",
             )
             for note in result.notes:
                 log(f"{experiment} (seed {seed}): {note}")

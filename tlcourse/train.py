@@ -23,6 +23,7 @@ import keras
 import numpy as np
 
 from tlcourse import freeze as freezing
+from tlcourse.feature_store import FeatureStore
 from tlcourse.imageset import ImageSet
 from tlcourse.models import FEATURES_LAYER
 from tlcourse.pipeline import make_dataset
@@ -362,11 +363,32 @@ def _feature_dataset(
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def _training_data(model, train: ImageSet, val: ImageSet, config: TrainConfig, notes: list):
+def _features(frozen: keras.Model, images: np.ndarray, config: TrainConfig, store):
+    """The frozen part's output for ``images``: from ``store`` when it has them, else computed."""
+    if store is None:
+        return extract_features(frozen, images, config)
+    settings = {
+        "image_size": config.image_size,
+        "normalization": config.normalization,
+        "layers": [layer.name for layer in frozen.layers],
+        "output_shape": list(frozen.output.shape[1:]),
+    }
+    return store.load_or_compute(
+        settings,
+        [np.asarray(w) for w in frozen.get_weights()],
+        images,
+        lambda x: extract_features(frozen, x, config),
+    )
+
+
+def _training_data(
+    model, train: ImageSet, val: ImageSet, config: TrainConfig, notes: list, store=None
+):
     """The model to fit, its training and validation datasets, and its steps per execution.
 
     Computed once when nothing random happens before it: the frozen part's output (E1, E2),
-    or else the preprocessed images themselves (E3 without augmentation).
+    or else the preprocessed images themselves (E3 without augmentation). With ``store`` (a
+    :class:`FeatureStore`), the frozen part's output is also kept on disk for later runs.
     """
     num_classes = len(train.class_names)
     frozen, trained = split_at_frozen(model, config) if config.uses_feature_cache else (None, model)
@@ -385,13 +407,13 @@ def _training_data(model, train: ImageSet, val: ImageSet, config: TrainConfig, n
         # One pass over train and validation images together: one graph, one trace.
         images = np.concatenate([train.images, val.images])
         if frozen is not None:
-            inputs = extract_features(frozen, images, config)
+            inputs = _features(frozen, images, config, store)
         else:
             inputs = np.concatenate(list(preprocessed(images, config).as_numpy_iterator()))
         mirrored = None
         if frozen is not None and config.uses_flip_cache:
             flipped = np.ascontiguousarray(train.images[:, :, ::-1])
-            mirrored = extract_features(frozen, flipped, config)
+            mirrored = _features(frozen, flipped, config, store)
         train_ds = _feature_dataset(
             inputs[: len(train)],
             train.labels,
@@ -428,6 +450,7 @@ def fit(
     workdir: str | os.PathLike | None = None,
     callbacks: list[keras.callbacks.Callback] | None = None,
     verbose: int | str = "auto",
+    feature_store: str | os.PathLike | None = None,
 ) -> TrainResult:
     """Freeze, compile and train ``model`` on ``train``, validating on ``val`` each epoch.
 
@@ -439,6 +462,8 @@ def fit(
             the same folder resumes after the last finished epoch. ``None``: no checkpoints.
         callbacks: more Keras callbacks, run after tlcourse's own.
         verbose: Keras' ``verbose`` (1 = progress bar with ETA, 2 = a line per epoch).
+        feature_store: folder where a frozen backbone's output is kept between runs (see
+            :mod:`tlcourse.feature_store`); ``None``: computed in memory for this run only.
     """
     num_classes = len(train.class_names)
     keras.utils.set_random_seed(config.seed)
@@ -456,7 +481,8 @@ def fit(
         own += [keras.callbacks.BackupAndRestore(str(workdir / "backup")), recorder]
 
     start, start_cpu = time.perf_counter(), time.process_time()
-    trained, train_ds, val_ds, steps = _training_data(model, train, val, config, notes)
+    store = FeatureStore(feature_store) if feature_store is not None else None
+    trained, train_ds, val_ds, steps = _training_data(model, train, val, config, notes, store)
     probe_images = _probe_images(val, config)
     monitor = CollapseMonitor(num_classes, full_model=model, probe=probe_images)
     compile_model(
