@@ -86,3 +86,33 @@ def feature_map_size(input_size: int) -> int:
     for _ in POOL_AFTER:
         side = -(-(side - 3) // 2) + 1
     return side
+
+
+def parameter_count(classes: int = IMAGENET_CLASSES) -> int:
+    """Weights and biases of SqueezeNet 1.1 with a ``classes``-way classifier (conv10)."""
+    total = 0
+    for shape in torch_tensor_shapes(classes).values():
+        size = 1
+        for dim in shape:
+            size *= dim
+        total += size
+    return total
+
+
+#: AlexNet as torchvision builds it (one tower): (name, in, out, kernel side); fc layers have
+#: kernel side 1, and fc6 reads the 256 x 6 x 6 map of the last convolution.
+ALEXNET_LAYERS: tuple[tuple[str, int, int, int], ...] = (
+    ("conv1", 3, 64, 11),
+    ("conv2", 64, 192, 5),
+    ("conv3", 192, 384, 3),
+    ("conv4", 384, 256, 3),
+    ("conv5", 256, 256, 3),
+    ("fc6", 256 * 6 * 6, 4096, 1),
+    ("fc7", 4096, 4096, 1),
+    ("fc8", 4096, IMAGENET_CLASSES, 1),
+)
+
+
+def alexnet_parameter_count() -> int:
+    """Weights and biases of AlexNet (``ALEXNET_LAYERS``), for comparison with SqueezeNet."""
+    return sum(inp * out * k * k + out for _, inp, out, k in ALEXNET_LAYERS)

@@ -94,6 +94,94 @@ def plot_history(
     return fig
 
 
+def plot_runs(
+    histories: Mapping[str, Mapping[str, Sequence[float]]],
+    *,
+    metric: str = "val_accuracy",
+    title: str | None = None,
+    reference: float | None = None,
+    reference_label: str = "study",
+) -> Figure:
+    """One metric of several runs on one axes: one line a run, epochs from 1.
+
+    Args:
+        histories: ``{run label: Keras-style history}``; runs without ``metric`` are skipped.
+        metric: the history key to draw, e.g. ``"val_accuracy"`` or ``"loss"``. Accuracies
+            (keys ending in ``accuracy``) read in percent.
+        title: axes title. Defaults to none.
+        reference: a value to compare against (a fraction for accuracies), drawn dashed.
+        reference_label: legend text of the reference line. Defaults to ``"study"``.
+    """
+    runs = {label: h[metric] for label, h in histories.items() if len(h.get(metric, ())) > 0}
+    if not runs:
+        raise ValueError(
+            f"No run has a non-empty {metric!r} list. Received: runs {sorted(histories)}"
+        )
+    fig = Figure(figsize=(6.4, 3.9), layout="constrained")
+    ax = fig.subplots()
+    for label, values in runs.items():
+        values = np.asarray(values, dtype=float)
+        ax.plot(np.arange(1, values.size + 1), values, marker="o", ms=3, label=label)
+    if reference is not None:
+        text = f"{reference:.1%}" if metric.endswith("accuracy") else f"{reference:.3g}"
+        ax.axhline(reference, linestyle="--", color="0.3", label=f"{reference_label} ({text})")
+    if metric.endswith("accuracy"):
+        ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def plot_by_input_size(
+    sizes: Sequence[int],
+    series: Mapping[str, Sequence[float | None]],
+    *,
+    map_sides: Sequence[int] | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Accuracy against input size, one line a series (``None`` values are left out).
+
+    Args:
+        sizes: input sides in pixels, ascending.
+        series: ``{label: accuracies}``, fractions 0..1, one per size.
+        map_sides: the side of fire9's output map at each size, written under each point.
+        title: axes title. Defaults to none.
+    """
+    fig = Figure(figsize=(6.4, 3.9), layout="constrained")
+    ax = fig.subplots()
+    for label, values in series.items():
+        points = [(s, v) for s, v in zip(sizes, values, strict=True) if v is not None]
+        if points:
+            xs, ys = zip(*points, strict=True)
+            ax.plot(xs, ys, marker="o", label=label)
+    if map_sides is not None:
+        for size, side in zip(sizes, map_sides, strict=True):
+            ax.annotate(
+                f"fire9: {side}\u00d7{side}",
+                (size, 0),
+                xycoords=("data", "axes fraction"),
+                xytext=(0, 4),
+                textcoords="offset points",
+                ha="center",
+                fontsize=7,
+                color="0.3",
+            )
+    ax.set_xticks(list(sizes))
+    ax.set_xlabel("input side (px)")
+    ax.set_ylabel("accuracy")
+    ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    if title:
+        ax.set_title(title)
+    return fig
+
+
 # --------------------------------------------------------------------------- confusion matrix
 
 

@@ -109,6 +109,12 @@ PROTOCOLS: dict[str, Protocol] = {p.name: p for p in _LADDER}
 DEFAULT_PROTOCOL = "study-lr1e-4"
 
 
+def protocol_rank(name: str) -> tuple[int, str]:
+    """Sort key: protocols in the order of the recipe ladder, unknown names last by name."""
+    order = list(PROTOCOLS)
+    return (order.index(name) if name in order else len(order), name)
+
+
 def check_protocol(name: str) -> Protocol:
     """The protocol called ``name``, or a ``ValueError`` listing the names."""
     if name not in PROTOCOLS:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tlcourse.config import EXPERIMENTS, STUDY_RESULTS
-from tlcourse.protocols import PROTOCOLS
+from tlcourse.protocols import PROTOCOLS, protocol_rank
 
 #: Marks a JSON file as a training-run record (``load_records`` reads only those).
 RECORD_KIND = "tlcourse-run"
@@ -44,12 +44,6 @@ def _study(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-def _protocol_rank(name: str) -> tuple[int, str]:
-    """Protocols in the order of the recipe ladder (unknown names last, by name)."""
-    order = list(PROTOCOLS)
-    return (order.index(name) if name in order else len(order), name)
-
-
 def summary_table(records: list[dict]) -> str:
     """A Markdown table: one row per (protocol, budget, experiment), mean ± std over seeds.
 
@@ -65,7 +59,7 @@ def summary_table(records: list[dict]) -> str:
     ]
     order = list(EXPERIMENTS)
     for protocol, budget, experiment in sorted(
-        groups, key=lambda k: (k[1], _protocol_rank(k[0]), order.index(k[2]))
+        groups, key=lambda k: (k[1], protocol_rank(k[0]), order.index(k[2]))
     ):
         runs = groups[(protocol, budget, experiment)]
         ok = [r for r in runs if r["status"] == "ok"]
@@ -151,7 +145,7 @@ def target_lines(records: list[dict]) -> list[str]:
 
 def protocol_lines(records: list[dict]) -> str:
     """What each protocol in the records changes, in ladder order (from tlcourse.protocols)."""
-    names = sorted({r["protocol"] for r in records}, key=_protocol_rank)
+    names = sorted({r["protocol"] for r in records}, key=protocol_rank)
     lines = []
     for name in names:
         protocol = PROTOCOLS.get(name)
