@@ -260,3 +260,28 @@ def test_figures_are_not_left_open_in_pyplot() -> None:
 def test_cell_text_format_is_percent() -> None:
     texts = _cell_texts(plot_confusion_matrix(np.array([[1, 2], [0, 3]]), ["x", "y"]))
     assert all(re.fullmatch(r"\d+\.\d%", t) for t in texts)
+
+
+def test_plot_runs_draws_one_line_a_run_and_the_reference():
+    from tlcourse.plots import plot_runs
+
+    fig = plot_runs(
+        {"a": {"val_accuracy": [0.1, 0.5, 0.6]}, "b": {"val_accuracy": [0.2, 0.3]}, "c": {}},
+        reference=0.74,
+    )
+    ax = fig.axes[0]
+    assert [line.get_label() for line in ax.lines] == ["a", "b", "study (74.0%)"]
+    assert list(ax.lines[1].get_xdata()) == [1, 2]
+    with pytest.raises(ValueError, match="loss"):
+        plot_runs({"a": {"val_accuracy": [0.1]}}, metric="loss")
+
+
+def test_plot_by_input_size_skips_missing_points_and_labels_map_sides():
+    from tlcourse.plots import plot_by_input_size
+
+    fig = plot_by_input_size(
+        [32, 64, 128], {"val": [0.4, 0.56, 0.7], "test": [0.4, None, 0.69]}, map_sides=[1, 3, 7]
+    )
+    ax = fig.axes[0]
+    assert list(ax.lines[1].get_xdata()) == [32, 128]
+    assert [t.get_text() for t in ax.texts] == ["fire9: 1×1", "fire9: 3×3", "fire9: 7×7"]

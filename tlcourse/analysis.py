@@ -251,7 +251,8 @@ def confused_pairs(matrix: np.ndarray, class_names: Sequence[str], top: int = 3)
 def collapse_table(records: Iterable[dict]) -> str:
     """Each record with a fire9 diagnosis: status, epochs, last losses, dead fire9 channels."""
     lines = [
-        "| Run | Learning rate | Status | Epochs run | Last training loss | fire9 channels dead % |",
+        "| Run | Learning rate | Status | Epochs run | Last training loss "
+        "| fire9 channels dead % |",
         "|---|---|---|---|---|---|",
     ]
     for runs in group(records).values():

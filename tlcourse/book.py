@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,3 +88,29 @@ def outline_table(parts: list[ExercisePart]) -> str:
         lines.append(f"| {part.title} | {part.points:g} | {part.graded_by} |")
     lines.append(f"| **Total** | **{sum(p.points for p in parts):g}** | |")
     return "\n".join(lines) + "\n"
+
+
+def book_dir() -> Path:
+    """The ``book/`` folder of the checkout this package runs from."""
+    return Path(__file__).resolve().parents[1] / "book"
+
+
+def build(book: str | os.PathLike | None = None, *, strict: bool = True) -> Path:
+    """Build the book's HTML with jupyter-book, every page executed; return the HTML folder.
+
+    Every page is read again (``--all``): Sphinx would otherwise skip pages whose source did
+    not change, and their numbers would miss new records. ``strict`` turns warnings (a broken
+    reference, a cell that raised) into a failed build.
+    """
+    book = Path(book) if book is not None else book_dir()
+    script = Path(sys.executable).with_name("jupyter-book")
+    command = [str(script) if script.exists() else "jupyter-book", "build", "--all", str(book)]
+    if strict:
+        command += ["--warningiserror", "--keep-going"]
+    completed = subprocess.run(command, check=False)
+    if completed.returncode != 0:
+        raise TLCourseError(
+            f"jupyter-book failed (exit status {completed.returncode}): see its output above. "
+            f"Command: {' '.join(command)}"
+        )
+    return book / "_build" / "html"

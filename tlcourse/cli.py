@@ -143,6 +143,21 @@ def info(data, weights) -> None:
     click.echo(f"versions: {versions}")
 
 
+@main.group()
+def book() -> None:
+    """The course book (book/): build its HTML."""
+
+
+@book.command("build")
+@click.option("--lenient", is_flag=True, help="Keep going on warnings instead of failing.")
+@_friendly_errors
+def book_build(lenient) -> None:
+    """Build book/_build/html, executing every page against results/ (offline, ~1-2 min)."""
+    from tlcourse.book import build
+
+    click.echo(build(strict=not lenient) / "index.html")
+
+
 from tlcourse.grading.cli import course, exercises, grade  # noqa: E402
 
 main.add_command(grade)
