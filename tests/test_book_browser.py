@@ -169,7 +169,7 @@ def test_every_internal_link_resolves(page, server: str):
         return pages[url]
 
     checked = 0
-    for chapter in ["index", *CHAPTERS]:
+    for chapter in CHAPTERS:  # index.html only redirects to the first of them
         page.goto(f"{server}{chapter}.html")
         hrefs = page.eval_on_selector_all("a[href]", "as => as.map(a => a.href)")
         for href in hrefs:
