@@ -35,6 +35,8 @@ class FeatureStore:
 
     def __init__(self, folder: str | os.PathLike) -> None:
         self.folder = Path(folder)
+        #: Images whose features were read from disk rather than computed, in this store's life.
+        self.images_loaded = 0
 
     def path(self, settings: dict, weights: list[np.ndarray], images: np.ndarray) -> Path:
         key = json.dumps(
@@ -63,6 +65,7 @@ class FeatureStore:
             try:
                 features = np.load(path, allow_pickle=False)
                 if len(features) == len(images):
+                    self.images_loaded += len(images)
                     return features
             except (OSError, ValueError, EOFError):
                 pass

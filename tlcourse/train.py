@@ -483,6 +483,12 @@ def fit(
     start, start_cpu = time.perf_counter(), time.process_time()
     store = FeatureStore(feature_store) if feature_store is not None else None
     trained, train_ds, val_ds, steps = _training_data(model, train, val, config, notes, store)
+    if store is not None and store.images_loaded:
+        notes.append(
+            f"Frozen-backbone features of {store.images_loaded} images were read from the "
+            f"feature store ({store.folder}), computed by an earlier run: the time to compute "
+            "them is not in this run's wall or CPU time."
+        )
     probe_images = _probe_images(val, config)
     monitor = CollapseMonitor(num_classes, full_model=model, probe=probe_images)
     compile_model(
