@@ -37,3 +37,21 @@ c.GenerateFeedback.preprocessors = [
     "tlcourse.grading.feedback.HideHiddenTests",
     "tlcourse.grading.feedback.GraderNotes",
 ]
+
+# Execution: nbgrader's Execute, hardened (tlcourse.grading.execute). Each kernel runs in a
+# sandbox (no network, the course directory out of sight, everything read-only but the
+# submission's folder) with these limits; test cells pass only if they ran to their end
+# untampered; a cell keeps at most 1 MB of output.
+c.Autograde.autograde_preprocessors = [
+    "tlcourse.grading.execute.GuardedExecute",
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+c.GuardedExecute.cpu_seconds = 900
+c.GuardedExecute.memory_mb = 6144
+c.GuardedExecute.processes = 256
+c.GuardedExecute.max_output_bytes = 1_000_000

@@ -295,3 +295,31 @@ def calibration_table(seeds: Sequence[dict]) -> str:
             f"| {d['score']:g} of {d['max_score']:g} | {d['seconds_per_notebook']:.0f} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def grader_action(row: dict) -> str:
+    """What the grader did with one corpus submission, from the notes it recorded."""
+    if row.get("not_graded"):
+        return f"not graded: {row['not_graded']}"
+    notes = [note for note in row.get("notes", []) if not note.startswith("The grading metadata")]
+    notes = notes or row.get("notes", [])
+    if row.get("identical_to"):
+        return "graded; flagged identical to " + ", ".join(row["identical_to"])
+    if not notes:
+        return "graded as written: the attack had no effect"
+    return notes[0].replace("|", "\\|")
+
+
+def hostile_table(record: dict) -> str:
+    """One row a hostile-corpus case: the attack, what the grader did, grade, seconds."""
+    lines = [
+        "| Case | Attack | What the grader did | Grade | Seconds |",
+        "|---|---|---|---|---|",
+    ]
+    for row in record["cases"]:
+        grade = "-" if row["score"] is None else f"{row['score']:g} of {row['max_score']:g}"
+        seconds = "-" if row["seconds"] is None else f"{row['seconds']:.0f}"
+        lines.append(
+            f"| {row['case']} | {row['attack']} | {grader_action(row)} | {grade} | {seconds} |"
+        )
+    return "\n".join(lines) + "\n"

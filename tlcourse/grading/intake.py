@@ -29,6 +29,7 @@ import nbformat
 
 from tlcourse.grading.course import ASSIGNMENTS, GRADER_DIR, CourseError
 from tlcourse.grading.handin import HANDIN_FILES
+from tlcourse.grading.integrity import MAX_NOTEBOOK_BYTES, restore_graded_cells
 
 #: Largest file taken from a zip (a notebook with outputs; weights are not wanted).
 MAX_MEMBER_BYTES = 50 * 2**20
@@ -127,6 +128,11 @@ def grade_ids(path: Path) -> set[str]:
 
 def _problem(path: Path, own_ids: set[str]) -> str | None:
     """Why the notebook at ``path`` cannot be graded as it is, or ``None``."""
+    if (size := path.stat().st_size) > MAX_NOTEBOOK_BYTES:
+        return (
+            f"{path.name} is {size / 2**20:.0f} MiB, over the {MAX_NOTEBOOK_BYTES // 2**20} MiB "
+            "a notebook may have (clear its outputs before submitting)"
+        )
     try:
         nb = nbformat.read(path, as_version=4)
         nbformat.validate(nb)
@@ -176,13 +182,24 @@ def repair(dest: Path, assignment: str, release: Path, source_ids: dict[str, set
             notes.append(f"No {expected.name} in the submission.")
     elif problem := _problem(expected, own_ids):
         notes.append(problem + ".")
+    released = release / assignment / expected.name
     if notes and (not expected.exists() or _problem(expected, own_ids)):
-        shutil.copy(release / assignment / expected.name, expected)
+        shutil.copy(released, expected)
         notes.append(
             "It was graded as the unmodified exercise (0 points); resubmit a "
             "working notebook to be graded."
         )
-    return notes
+        return notes
+    nb = nbformat.read(expected, as_version=4)
+    source = release.parent / "source" / assignment / expected.name
+    restored = restore_graded_cells(
+        nb,
+        nbformat.read(released, as_version=4),
+        nbformat.read(source, as_version=4) if source.is_file() else None,
+    )
+    if restored:
+        nbformat.write(nb, expected)
+    return notes + restored
 
 
 def notes_path(course: Path, assignment: str, student: str) -> Path:

@@ -40,21 +40,34 @@ def with_retries(call, what: str) -> dict:
 
 
 def execution_notes(notebook: Path) -> list[str]:
-    """Notes on cells of the graded run that timed out or raised outside the test cells."""
+    """Notes on cells of the graded run that timed out, raised, or were stopped or tampered."""
+    from tlcourse.grading.execute import INTEGRITY_ERROR, NOT_RUN_ERROR, OUTPUT_CUT_NOTE
+
+    output_cut = OUTPUT_CUT_NOTE.split(" here")[0]
+
     nb = nbformat.read(notebook, as_version=4)
-    notes = []
+    notes: list[str] = []
     for index, cell in enumerate(nb.cells, start=1):
         meta = cell.get("metadata", {}).get("nbgrader", {})
         for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream" and output_cut in output.get("text", ""):
+                notes.append(f"Cell {index}'s output was cut: it printed more than is kept.")
             if output.get("output_type") != "error":
                 continue
-            name, value = output.get("ename", ""), str(output.get("evalue", ""))[:200]
+            name, value = output.get("ename", ""), str(output.get("evalue", ""))[:300]
             where = f"Cell {index}" + (f" ({meta['grade_id']})" if "grade_id" in meta else "")
             if name in TIMEOUT_ERRORS:
                 notes.append(
                     f"{where} was stopped: it ran longer than the per-cell time limit. "
                     "Cells after it ran without its results."
                 )
+            elif name == NOT_RUN_ERROR:
+                if value.startswith("stopped:"):
+                    notes.append(f"{where}: {value} Later cells did not run and score 0.")
+            elif name == INTEGRITY_ERROR:
+                notes.append(f"{where}: grading integrity: {value}")
+            elif value.startswith("Grading integrity:"):
+                notes.append(f"{where}: {value}")
             elif meta.get("grade"):
                 if value.startswith("Known mistake:"):
                     notes.append(f"{where}: {value}")

@@ -1,0 +1,149 @@
+"""Broken and hostile submissions graded in one batch beside correct ones (issue: grading that
+survives them). The batch runs once a session (``hostile``), through ``grade_class`` and real
+nbgrader, in the sandbox; the corpus is ``autograder/tests/corpus/hostile.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from grading_fixtures import PROJECT_ROOT
+
+sys.path.insert(0, str(PROJECT_ROOT / "autograder" / "tests"))
+from corpus.hostile import ASSIGNMENT, CASES, grade_corpus, leak_server  # noqa: E402
+
+#: The whole batch (23 submissions, 2 workers, a 30 s cell limit) must end within this.
+BATCH_BOUND_SECONDS = 600
+
+
+@pytest.fixture(scope="session")
+def hostile(tmp_path_factory, cifar10_root: Path, weights_npz: Path):
+    root = tmp_path_factory.mktemp("hostile")
+    with leak_server() as server, pytest.MonkeyPatch.context() as env:
+        env.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(PROJECT_ROOT)])))
+        env.setenv("TLCOURSE_CACHE", str(root / "cache"))
+        outcome = grade_corpus(
+            root, cifar10_root / "cifar-10-batches-py", weights_npz, server.context(root)
+        )
+        outcome["requests"] = list(server.requests)
+    return outcome
+
+
+def _row(hostile, name: str) -> dict:
+    return next(row for row in hostile["rows"] if row["case"] == name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+def test_each_case_gets_its_expected_grade_and_note(hostile, case):
+    row = _row(hostile, case.name)
+    assert row["not_graded"] is None, row
+    assert (row["score"], row["max_score"]) == (case.score, 10), row
+    for text in case.notes:
+        assert any(text in note for note in row["notes"]), (text, row["notes"])
+    graded = hostile["course"] / "autograded" / case.name / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    outputs = json.dumps(nbformat.read(graded, as_version=4).cells)
+    for text in case.absent:
+        assert text not in outputs, (case.name, text)
+    assert "tlcourse-guard:" not in outputs  # pass tokens never reach the feedback
+
+
+@pytest.mark.slow
+def test_the_batch_is_bounded_and_the_correct_ones_get_full_marks(hostile):
+    assert hostile["batch_seconds"] < BATCH_BOUND_SECONDS
+    for name in ("correct", "correct-copy"):
+        row = _row(hostile, name)
+        assert row["score"] == row["max_score"] == 10 and not row["notes"], row
+
+
+@pytest.mark.slow
+def test_identical_submissions_are_flagged_for_the_instructor(hostile):
+    assert _row(hostile, "correct")["identical_to"] == ["correct-copy"]
+    assert _row(hostile, "correct-copy")["identical_to"] == ["correct"]
+    assert _row(hostile, "test-edited")["identical_to"] == []
+
+
+@pytest.mark.slow
+def test_nothing_outside_the_sandbox_was_read_written_or_reached(hostile):
+    assert hostile["sentinel"].read_text() == "sentinel"
+    assert hostile["requests"] == []
+    correct = hostile["course"] / "autograded" / "correct" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    assert "overwritten by a student" not in correct.read_text()
+    rows = {row["case"]: row for row in hostile["rows"]}
+    assert len(rows) == len(CASES)  # the gradebook survived the attempts to overwrite it
+
+
+@pytest.mark.slow
+def test_no_sandboxed_process_outlives_the_batch(hostile):
+    found = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert "tlcourse.grading.sandbox" not in found
+    assert "time.sleep(3600)" not in found
+
+
+def _grade_command(course: Path, submissions: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "tlcourse",
+        "grade",
+        ASSIGNMENT,
+        "--course",
+        str(course),
+        "--submissions",
+        str(submissions),
+        "--workers",
+        "1",
+        "--cell-timeout",
+        "30",
+    ]
+
+
+def _scores(csv_path: Path) -> dict[str, tuple[str, str]]:
+    import csv
+
+    with csv_path.open() as handle:
+        return {r["student_id"]: (r["score"], r["max_score"]) for r in csv.DictReader(handle)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
+def test_a_killed_batch_rerun_gives_the_grades_of_an_uninterrupted_one(hostile, tmp_path, sig):
+    """Kill the batch while it grades its second notebook, rerun it: the same grades."""
+    from tlcourse.grading.course import init_course
+
+    course = init_course(
+        tmp_path / "course", data=hostile["data"], weights=hostile["weights"], force=True
+    )
+    subs = tmp_path / "submissions"
+    chosen = ("correct", "test-edited", "os-exit")
+    for name in chosen:
+        shutil.copytree(hostile["submissions"] / name, subs / name)
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    batch = subprocess.Popen(_grade_command(course, subs), env=env, start_new_session=True)
+    done = course / "grader" / "done" / ASSIGNMENT
+    deadline = time.monotonic() + 300
+    while not (done.is_dir() and any(done.glob("*.json"))) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(3)  # into the next notebook's grading
+    batch.send_signal(sig)
+    batch.wait(timeout=60)
+    assert batch.returncode != 0
+    assert 1 <= len(list(done.glob("*.json"))) < len(chosen)
+    time.sleep(1)
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert "tlcourse.grading.submission" not in ps  # the graders died with the batch
+    rerun = subprocess.run(_grade_command(course, subs), env=env, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    expected = {name: _row(hostile, name) for name in chosen}
+    assert _scores(course / "grades.csv") == {
+        name: (f"{row['score']:.1f}", f"{row['max_score']:.1f}") for name, row in expected.items()
+    }

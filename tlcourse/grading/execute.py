@@ -1,0 +1,184 @@
+"""nbgrader's ``Execute``, hardened: sandboxed kernel, guarded test cells, bounded output.
+
+:class:`GuardedExecute` replaces ``nbgrader.preprocessors.Execute`` in the course's
+``Autograde.autograde_preprocessors``. Around nbgrader's own execution it
+
+* starts the kernel in the sandbox (:class:`~tlcourse.grading.sandbox.SandboxedKernelManager`);
+* runs a first cell that starts a :class:`~tlcourse.grading.guard.Guard` before any student
+  code, and wraps each test cell so that it passes only if it ran to its end untampered and
+  printed its token (checked here, outside the kernel; the tokens are then removed);
+* keeps at most :attr:`max_output_bytes` of each cell's output (gigabytes printed are dropped
+  as they arrive, not held in the grader's memory);
+* grades a kernel that died (``os._exit``, CPU or memory limit) for the cells that ran before:
+  the rest are marked not run, nothing else is lost.
+
+The notebook nbgrader saves has the test cells' own source back and no guard cell.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from nbclient.exceptions import DeadKernelError
+from nbformat.notebooknode import NotebookNode
+from nbformat.v4 import new_code_cell, new_output
+from nbgrader.preprocessors import Execute
+from traitlets import Bool, Integer
+
+from tlcourse.grading.guard import TOKEN_PREFIX, token
+from tlcourse.grading.sandbox import SPEC_ENV, Limits, SandboxedKernelManager, SandboxSpec
+
+GUARD_NAME = "__tlcourse_guard__"
+INTEGRITY_ERROR = "GradingIntegrityError"
+NOT_RUN_ERROR = "KernelStopped"
+OUTPUT_CUT_NOTE = "[tlcourse: output cut here: this cell printed more than {} kB]"
+
+
+def is_test_cell(cell: NotebookNode) -> bool:
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return cell.cell_type == "code" and meta.get("grade", False) and not meta.get("solution", False)
+
+
+def _error(name: str, value: str) -> NotebookNode:
+    return new_output("error", ename=name, evalue=value, traceback=[f"{name}: {value}"])
+
+
+def course_root(resources: dict, cwd: Path) -> Path:
+    """The course directory: the gradebook's folder (``autograded/<student>/<assignment>/..``)."""
+    url = (resources or {}).get("nbgrader", {}).get("db_url", "")
+    if url.startswith("sqlite:///"):
+        return Path(url.removeprefix("sqlite:///")).resolve().parent
+    return cwd.resolve().parents[2]
+
+
+class GuardedExecute(Execute):
+    """Execute a submission in the sandbox, with each test cell's pass checked out here."""
+
+    max_output_bytes = Integer(
+        1_000_000, help="Output kept a cell; the rest is dropped with a note."
+    ).tag(config=True)
+
+    sandbox = Bool(True, help="Run kernels in the sandbox (namespaces where available).").tag(
+        config=True
+    )
+    cpu_seconds = Integer(Limits.cpu_seconds, help="CPU seconds a kernel may use.").tag(config=True)
+    memory_mb = Integer(Limits.memory_mb, help="Memory (MiB) a kernel may use.").tag(config=True)
+    processes = Integer(Limits.processes, help="Processes and threads a kernel may run.").tag(
+        config=True
+    )
+    file_mb = Integer(Limits.file_mb, help="Largest file (MiB) a kernel may write.").tag(
+        config=True
+    )
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("kernel_manager_class", SandboxedKernelManager)
+        # Output beyond the cap is read and dropped, which can outlast nbclient's 4 s wait for
+        # it: wait longer, and grade the cell without what did not arrive.
+        kwargs.setdefault("iopub_timeout", 60)
+        kwargs.setdefault("raise_on_iopub_timeout", False)
+        super().__init__(*args, **kwargs)
+
+    # ------------------------------------------------------------------ the whole notebook
+
+    def preprocess(self, nb, resources=None, km=None):
+        cwd = Path((resources or {}).get("metadata", {}).get("path") or ".")
+        key = secrets.token_bytes(32)
+        key_file = cwd / f".tlcourse-guard-{secrets.token_hex(8)}"
+        key_file.write_bytes(key)
+        sources = {}
+        for index, cell in enumerate(nb.cells):
+            if is_test_cell(cell):
+                grade_id = cell.metadata.nbgrader.grade_id
+                sources[index] = cell.source
+                cell.source = (
+                    f"{GUARD_NAME}.enter({grade_id!r})\n{cell.source}\n"
+                    f"{GUARD_NAME}.leave({grade_id!r})"
+                )
+        nb.cells.insert(
+            0,
+            new_code_cell(
+                "import tlcourse.grading.guard as _tlcourse_guard\n"
+                f"{GUARD_NAME} = _tlcourse_guard.Guard.start({str(key_file.resolve())!r})\n"
+                "del _tlcourse_guard"
+            ),
+        )
+        limits = Limits(
+            cpu_seconds=self.cpu_seconds,
+            memory_mb=self.memory_mb,
+            processes=self.processes,
+            file_mb=self.file_mb,
+        )
+        spec = SandboxSpec(limits, hidden=[str(course_root(resources, cwd))])
+        spec.isolate = self.sandbox
+        os.environ[SPEC_ENV] = spec.dumps()
+        self._stopped: str | None = None
+        self._out_bytes: dict[int, int] = {}
+        try:
+            nb, resources = super().preprocess(nb, resources, km)
+        finally:
+            key_file.unlink(missing_ok=True)
+        guard_cell = nb.cells.pop(0)
+        failed = [o for o in guard_cell.get("outputs", []) if o.output_type == "error"]
+        if failed:
+            raise RuntimeError(
+                f"The grader's guard cell failed ({failed[0].ename}: {failed[0].evalue}); "
+                "nothing of the student's was graded. Check the grading environment."
+            )
+        for index, cell in enumerate(nb.cells):
+            if index in sources:
+                self._check_token(cell, key)
+                cell.source = sources[index]
+        return nb, resources
+
+    def _check_token(self, cell: NotebookNode, key: bytes) -> None:
+        """Pass only a test cell that printed its own token; remove every token line."""
+        grade_id = cell.metadata.nbgrader.grade_id
+        expected, seen = token(key, grade_id), False
+        for output in cell.outputs:
+            if output.output_type == "stream" and TOKEN_PREFIX in output.text:
+                lines = output.text.splitlines(keepends=True)
+                seen = seen or any(line.strip() == expected for line in lines)
+                output.text = "".join(line for line in lines if TOKEN_PREFIX not in line)
+        cell.outputs = [o for o in cell.outputs if o.output_type != "stream" or o.text]
+        if not seen and not any(o.output_type == "error" for o in cell.outputs):
+            cell.outputs.append(
+                _error(
+                    INTEGRITY_ERROR,
+                    "this test did not run to its end as written (its code was changed, "
+                    "skipped or silenced while it ran), so it scores 0.",
+                )
+            )
+
+    # ------------------------------------------------------------------ one cell
+
+    def preprocess_cell(self, cell, resources, index):
+        if self._stopped is not None:
+            if cell.cell_type == "code":
+                cell.outputs = [_error(NOT_RUN_ERROR, f"not run: {self._stopped}")]
+            return cell, resources
+        try:
+            cell, resources = super().preprocess_cell(cell, resources, index)
+        except DeadKernelError:
+            self._stopped = (
+                f"the kernel stopped in cell {index} (the notebook exited the kernel, or "
+                "went over the grader's CPU time or memory limit)"
+            )
+            cell.outputs.append(_error(NOT_RUN_ERROR, f"stopped: {self._stopped}"))
+            return cell, resources
+        if self._out_bytes.get(index, 0) > self.max_output_bytes:
+            note = OUTPUT_CUT_NOTE.format(self.max_output_bytes // 1000)
+            cell.outputs.append(new_output("stream", name="stderr", text=note + "\n"))
+        return cell, resources
+
+    def output(self, outs, msg, display_id, cell_index):
+        content = msg.get("content", {})
+        size = len(content.get("text", "")) + sum(
+            len(str(value)) for value in content.get("data", {}).values()
+        )
+        used = self._out_bytes.get(cell_index, 0) + size
+        self._out_bytes[cell_index] = used
+        if used > self.max_output_bytes:
+            return None
+        return super().output(outs, msg, display_id, cell_index)
