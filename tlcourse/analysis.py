@@ -306,7 +306,7 @@ def grader_action(row: dict) -> str:
     if row.get("identical_to"):
         return "graded; flagged identical to " + ", ".join(row["identical_to"])
     if not notes:
-        return "graded as written: the attack had no effect"
+        return "graded as written; " + (row.get("defence") or "the attack had no effect")
     return notes[0].replace("|", "\\|")
 
 

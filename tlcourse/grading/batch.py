@@ -32,7 +32,13 @@ from pathlib import Path
 
 from tlcourse.grading.course import GRADER_DIR, check_assignment, check_course
 from tlcourse.grading.export import export_csv
-from tlcourse.grading.intake import digest_of, find_submissions, stage
+from tlcourse.grading.intake import (
+    EXERCISE_NOTE,
+    digest_of,
+    find_submissions,
+    notes_path,
+    stage,
+)
 
 
 @dataclass
@@ -50,10 +56,17 @@ def report_path(course: Path, assignment: str) -> Path:
 
 
 def identical_submissions(course: Path, assignment: str, students: list[str]) -> dict:
-    """``{student: [others who submitted the same notebook]}``, for students who share one."""
+    """``{student: [others who submitted the same notebook]}``, for students who share one.
+
+    A notebook the grader replaced by the exercise (unreadable, missing) is nobody's work and
+    is not compared.
+    """
     owners: dict[str, list[str]] = {}
     for student in students:
         notebook = course / "submitted" / student / assignment / f"{assignment}.ipynb"
+        notes = notes_path(course, assignment, student)
+        if notes.is_file() and any(EXERCISE_NOTE in n for n in json.loads(notes.read_text())):
+            continue
         if notebook.is_file():
             digest = hashlib.sha256(notebook.read_bytes()).hexdigest()
             owners.setdefault(digest, []).append(student)

@@ -31,6 +31,8 @@ from tlcourse.grading.course import ASSIGNMENTS, GRADER_DIR, CourseError
 from tlcourse.grading.handin import HANDIN_FILES
 from tlcourse.grading.integrity import MAX_NOTEBOOK_BYTES, restore_graded_cells
 
+#: The note on a submission graded as the released exercise (what it sent cannot be graded).
+EXERCISE_NOTE = "It was graded as the unmodified exercise (0 points)"
 #: Largest file taken from a zip (a notebook with outputs; weights are not wanted).
 MAX_MEMBER_BYTES = 50 * 2**20
 
@@ -185,10 +187,7 @@ def repair(dest: Path, assignment: str, release: Path, source_ids: dict[str, set
     released = release / assignment / expected.name
     if notes and (not expected.exists() or _problem(expected, own_ids)):
         shutil.copy(released, expected)
-        notes.append(
-            "It was graded as the unmodified exercise (0 points); resubmit a "
-            "working notebook to be graded."
-        )
+        notes.append(f"{EXERCISE_NOTE}; resubmit a working notebook to be graded.")
         return notes
     nb = nbformat.read(expected, as_version=4)
     source = release.parent / "source" / assignment / expected.name
@@ -212,11 +211,7 @@ def replace_with_exercise(course: Path, assignment: str, student: str, reason: s
     shutil.copy(course / "release" / assignment / name, course / "submitted" / student / assignment)
     path = notes_path(course, assignment, student)
     notes = json.loads(path.read_text()) if path.is_file() else []
-    notes += [
-        reason,
-        "It was graded as the unmodified exercise (0 points); resubmit a working "
-        "notebook to be graded.",
-    ]
+    notes += [reason, f"{EXERCISE_NOTE}; resubmit a working notebook to be graded."]
     path.write_text(json.dumps(notes, indent=2) + "\n")
     return notes
 

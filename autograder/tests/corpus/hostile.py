@@ -46,6 +46,8 @@ class Case:
     absent: tuple[str, ...] = ()
     #: Another case's student whose file this one submits too.
     same_as: str | None = None
+    #: What stops an attack that leaves no note (checked by the tests through ``absent``).
+    defence: str = ""
 
 
 def cell(nb, grade_id: str):
@@ -297,15 +299,23 @@ CASES: tuple[Case, ...] = (
         _read_grader_data,
         10,
         absent=("READ ",),
+        defence="the course directory is an empty folder in the sandbox: nothing to read",
     ),
     Case(
         "write-outside",
         "writing outside the submission folder",
         _write_outside,
         10,
-        absent=("WROTE",),
+        defence="file systems are read-only, the course and /tmp private: no real file changed",
     ),
-    Case("network", "network access", _network, 10, absent=("LEAKED",)),
+    Case(
+        "network",
+        "network access",
+        _network,
+        10,
+        absent=("LEAKED",),
+        defence="the kernel's network namespace has no interface up: the request never left",
+    ),
     Case(
         "huge-notebook",
         "a 25 MiB notebook",
@@ -401,7 +411,13 @@ def grade_corpus(root: Path, data: Path, weights: Path, ctx: Context, *, workers
     seconds = time.perf_counter() - start
     students = json.loads(result.report.read_text())["students"]
     rows = [
-        {"case": case.name, "attack": case.attack, "expected": case.score, **students[case.name]}
+        {
+            "case": case.name,
+            "attack": case.attack,
+            "defence": case.defence,
+            "expected": case.score,
+            **students[case.name],
+        }
         for case in CASES
     ]
     return {
