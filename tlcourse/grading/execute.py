@@ -25,6 +25,7 @@ from nbclient.exceptions import DeadKernelError
 from nbformat.notebooknode import NotebookNode
 from nbformat.v4 import new_code_cell, new_output
 from nbgrader.preprocessors import Execute
+from nbgrader.utils import is_grade, is_solution
 from traitlets import Bool, Integer
 
 from tlcourse.grading.guard import TOKEN_PREFIX, token
@@ -37,8 +38,8 @@ OUTPUT_CUT_NOTE = "[tlcourse: output cut here: this cell printed more than {} kB
 
 
 def is_test_cell(cell: NotebookNode) -> bool:
-    meta = cell.get("metadata", {}).get("nbgrader", {})
-    return cell.cell_type == "code" and meta.get("grade", False) and not meta.get("solution", False)
+    """An autograded test: a code cell nbgrader grades that is not an answer."""
+    return cell.cell_type == "code" and is_grade(cell) and not is_solution(cell)
 
 
 def _error(name: str, value: str) -> NotebookNode:
