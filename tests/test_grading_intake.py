@@ -79,6 +79,20 @@ def test_no_submissions_is_an_error_that_says_the_layout(tmp_path):
         find_submissions(tmp_path, A)
 
 
+def test_data_inside_the_course_is_refused_before_anything_is_written(
+    tmp_path, weights_npz, cifar10_root
+):
+    from tlcourse.grading.course import CourseError, init_course
+
+    course = tmp_path / "course"
+    inside = course / "weights.npz"
+    course.mkdir()
+    shutil.copy(weights_npz, inside)
+    with pytest.raises(CourseError, match="outside it"):
+        init_course(course, data=cifar10_root / "cifar-10-batches-py", weights=inside)
+    assert sorted(p.name for p in course.iterdir()) == ["weights.npz"]
+
+
 def test_budget_reads_the_environment(monkeypatch):
     monkeypatch.delenv(BUDGET_ENV, raising=False)
     monkeypatch.delenv(SEED_ENV, raising=False)

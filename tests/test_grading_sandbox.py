@@ -21,6 +21,10 @@ PROBE = r"""
 import json, os, socket, sys
 course, outside = sys.argv[1], sys.argv[2]
 found = {"course": sorted(os.listdir(course))}
+for name, path in (("data", sys.argv[3:4]), ("data-folder", sys.argv[4:5])):
+    if path:
+        listed = sorted(os.listdir(os.path.dirname(path[0])))
+        found[name] = (open(path[0]).read(), listed, os.access(path[0], os.W_OK))
 try:
     socket.create_connection(("127.0.0.1", 22), timeout=2)
     found["network"] = "reached"
@@ -64,8 +68,26 @@ def test_a_sandboxed_process_sees_no_course_no_network_and_writes_only_its_folde
     (course / "grader" / "heldout.npz").write_bytes(b"secret")
     outside = tmp_path / "outside.txt"
     outside.write_text("before")
-    spec = SandboxSpec(Limits(memory_mb=1024), writable=[str(mine)], hidden=[str(course)])
-    found = _sandboxed(spec, mine, str(course), str(outside))
+    # the grader's data and weights, under /tmp as in CI: readable, nothing beside them is
+    data = tmp_path / "data" / "cifar-10-batches-py"
+    data.mkdir(parents=True)
+    (data / "data_batch_1").write_text("images")
+    (tmp_path / "data" / "private.txt").write_text("not for students")
+    weights = tmp_path / "weights" / "squeezenet.npz"
+    weights.parent.mkdir()
+    weights.write_text("weights")
+    (weights.parent / "other.npz").write_text("not for students")
+    spec = SandboxSpec(
+        Limits(memory_mb=1024),
+        writable=[str(mine)],
+        hidden=[str(course)],
+        readable=[str(data), str(weights), str(course / "grader")],  # not what is hidden
+    )
+    found = _sandboxed(
+        spec, mine, str(course), str(outside), str(weights), str(data / "data_batch_1")
+    )
+    assert found["data"] == ["weights", ["squeezenet.npz"], False]
+    assert found["data-folder"] == ["images", ["data_batch_1"], False]
     assert found["course"] == ["autograded"]  # the grader's folder is out of sight
     assert found["network"] == "OSError" or found["network"].endswith("Error")
     assert found["network"] != "reached"

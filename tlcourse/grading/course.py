@@ -131,6 +131,13 @@ def init_course(course: str | os.PathLike, *, data=None, weights=None, force: bo
         raise CourseError(f"{course} already holds a course; pass --force to recreate its files.")
     data_path = locate_cifar10(data)
     weights_path = locate_weights(weights)
+    for what, path in (("data", data_path), ("weights", weights_path)):
+        if Path(path).resolve().is_relative_to(course):
+            raise CourseError(
+                f"The {what} ({path}) lie inside the course directory, which students' kernels "
+                f"cannot see (it holds the solutions and the held-out data). Keep the {what} "
+                "outside it and pass that path."
+            )
     course.mkdir(parents=True, exist_ok=True)
     shutil.copy(root / "autograder" / CONFIG_FILE, course / CONFIG_FILE)
     for name in ASSIGNMENTS:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 from pathlib import Path
 
 from nbclient.exceptions import DeadKernelError
@@ -28,6 +29,7 @@ from nbgrader.preprocessors import Execute
 from nbgrader.utils import is_grade, is_solution
 from traitlets import Bool, Integer
 
+from tlcourse.config import DATA_ENV, WEIGHTS_ENV
 from tlcourse.grading.guard import TOKEN_PREFIX, token
 from tlcourse.grading.sandbox import SPEC_ENV, Limits, SandboxedKernelManager, SandboxSpec
 
@@ -52,6 +54,13 @@ def course_root(resources: dict, cwd: Path) -> Path:
     if url.startswith("sqlite:///"):
         return Path(url.removeprefix("sqlite:///")).resolve().parent
     return cwd.resolve().parents[2]
+
+
+def kernel_reads() -> list[str]:
+    """What a kernel must read wherever it lies: the data, the weights and Python itself."""
+    paths = [os.environ.get(DATA_ENV), os.environ.get(WEIGHTS_ENV), sys.prefix, sys.base_prefix]
+    paths += os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    return [str(Path(path).resolve()) for path in paths if path]
 
 
 class GuardedExecute(Execute):
@@ -111,7 +120,9 @@ class GuardedExecute(Execute):
             processes=self.processes,
             file_mb=self.file_mb,
         )
-        spec = SandboxSpec(limits, hidden=[str(course_root(resources, cwd))])
+        spec = SandboxSpec(
+            limits, hidden=[str(course_root(resources, cwd))], readable=kernel_reads()
+        )
         spec.isolate = self.sandbox
         os.environ[SPEC_ENV] = spec.dumps()
         self._stopped: str | None = None

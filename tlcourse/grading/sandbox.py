@@ -75,6 +75,9 @@ class SandboxSpec:
     writable: list[str] = field(default_factory=list)
     #: Folders replaced by an empty one (the course directory).
     hidden: list[str] = field(default_factory=list)
+    #: Files and folders the kernel reads (data, weights, Python) that the private /tmp would
+    #: cover: bound back read-only.
+    readable: list[str] = field(default_factory=list)
     isolate: bool = True
 
     def dumps(self) -> str:
@@ -181,21 +184,49 @@ def _unshare() -> None:
         _call("unshare", flags)
 
 
+def _within(path: str, folders) -> bool:
+    return any(path == folder or path.startswith(folder.rstrip("/") + "/") for folder in folders)
+
+
+def _covered(spec: SandboxSpec) -> list[str]:
+    """The ``readable`` paths that the private /tmp would cover (never one in or over a
+    hidden folder: what is hidden stays hidden)."""
+    return [
+        path
+        for path in dict.fromkeys(spec.readable)
+        if _within(path, ["/tmp", "/dev/shm"])
+        and not _within(path, spec.hidden)
+        and not any(_within(hidden, [path]) for hidden in spec.hidden)
+        and os.path.exists(path)
+    ]
+
+
+def _bind_back(source_fd: int, path: str) -> None:
+    """Bind what ``source_fd`` opened (a file or a folder) at ``path`` in the new tree."""
+    source = f"/proc/self/fd/{source_fd}"
+    if os.path.isdir(source):
+        os.makedirs(path, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        Path(path).touch(exist_ok=True)
+    _mount(source, path, None, MS_BIND, None)
+    os.close(source_fd)
+
+
 def _build_filesystem(spec: SandboxSpec) -> None:
     """Everything read-only but ``writable`` and a private /tmp; ``hidden`` emptied."""
     _mount(None, "/", None, MS_REC | MS_PRIVATE, None)
     cwd = os.getcwd()
     keep = {path: os.open(path, os.O_PATH | os.O_DIRECTORY) for path in spec.writable}
+    reveal = {path: os.open(path, os.O_PATH) for path in _covered(spec)}
     tmp_size = f"size={spec.limits.tmp_mb}m"
     for path in spec.hidden:
         _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, f"{tmp_size},mode=755")
     _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"{tmp_size},mode=1777")
     if Path("/dev/shm").is_dir():
         _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"{tmp_size},mode=1777")
-    for path, fd in keep.items():
-        os.makedirs(path, exist_ok=True)
-        _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND, None)
-        os.close(fd)
+    for path, fd in [*reveal.items(), *keep.items()]:  # a writable folder may lie in a read one
+        _bind_back(fd, path)
     own = {"/tmp", "/dev/shm", "/proc", *spec.writable, *spec.hidden}
     for point, flags in _mounts():
         if point in own or point.startswith(("/proc/", "/sys/")):
