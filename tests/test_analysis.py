@@ -11,6 +11,7 @@ from tlcourse.analysis import (
     calibration_table,
     collapse_table,
     confused_pairs,
+    grading_speed_table,
     group,
     ladder,
     ladder_table,
@@ -166,3 +167,26 @@ def test_the_real_records_make_every_table():
     assert len(steps) == len(group(records))
     assert ladder_table(steps).count("\n") == len(steps) + 2
     assert np.isfinite([s.val for s in steps if s.val is not None]).all()
+
+
+def _speed(seconds_a3: float, one: float, two: float) -> dict:
+    runs = [
+        {"workers": w, "submissions": 20, "seconds": s, "submissions_per_hour": 20 / s * 3600}
+        for w, s in ((1, one), (2, two))
+    ]
+    return {
+        "per_notebook": {
+            "01-preprocessing": {"seconds_per_notebook": 11.0},
+            "03-finetuning": {"seconds_per_notebook": seconds_a3},
+        },
+        "batch": {"assignment": "01-preprocessing", "runs": runs, "ratio": one / two},
+    }
+
+
+def test_grading_speed_table_says_which_targets_are_met():
+    met = grading_speed_table(_speed(37.2, 256, 125))
+    assert "| 03-finetuning | 37.2 | <= 60 s: met |" in met
+    assert "| 2 | 125 | 576 |" in met
+    assert "**2.05x** (target >= 1.6x: met)" in met
+    missed = grading_speed_table(_speed(61.0, 256, 240))
+    assert "<= 60 s: not met" in missed and "**1.07x** (target >= 1.6x: not met)" in missed

@@ -323,3 +323,40 @@ def hostile_table(record: dict) -> str:
             f"| {row['case']} | {row['attack']} | {grader_action(row)} | {grade} | {seconds} |"
         )
     return "\n".join(lines) + "\n"
+
+
+#: Targets of the grading benchmark (``bench/bench_grading.py``).
+GRADING_SECONDS_TARGET = 60
+WORKER_RATIO_TARGET = 1.6
+
+
+def grading_speed_table(record: dict) -> str:
+    """The grading benchmark's record as tables: seconds a notebook, a batch's throughput."""
+    lines = [
+        "| Assignment | Seconds per graded notebook | Target |",
+        "|---|---|---|",
+    ]
+    for name, row in record["per_notebook"].items():
+        seconds = row["seconds_per_notebook"]
+        target = ""
+        if name == "03-finetuning":
+            met = "met" if seconds <= GRADING_SECONDS_TARGET else "not met"
+            target = f"<= {GRADING_SECONDS_TARGET} s: {met}"
+        lines.append(f"| {name} | {seconds:.1f} | {target} |")
+    batch = record["batch"]
+    ratio = batch["ratio"]
+    lines += [
+        "",
+        f"A batch of {batch['runs'][0]['submissions']} submissions of {batch['assignment']}:",
+        "",
+        "| Workers | Seconds | Submissions per hour |",
+        "|---|---|---|",
+        *(
+            f"| {run['workers']} | {run['seconds']:.0f} | {run['submissions_per_hour']:.0f} |"
+            for run in batch["runs"]
+        ),
+        "",
+        f"2 workers / 1 worker: **{ratio:.2f}x** (target >= {WORKER_RATIO_TARGET}x: "
+        f"{'met' if ratio >= WORKER_RATIO_TARGET else 'not met'}).",
+    ]
+    return "\n".join(lines) + "\n"
