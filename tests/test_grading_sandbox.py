@@ -97,6 +97,26 @@ def test_a_sandboxed_process_sees_no_course_no_network_and_writes_only_its_folde
     assert found["memory"] == "MemoryError"
 
 
+def test_the_private_tmp_stays_private_when_asked_to_read_all_of_it(tmp_path):
+    if not isolation()["namespaces"]:
+        pytest.skip("this machine gives no Linux namespaces (not root, no user namespaces)")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (tmp_path / "secret.txt").write_text("another grader's file")
+    spec = SandboxSpec(Limits(memory_mb=1024), writable=[str(mine)], readable=["/tmp"])
+    script = "import os, sys; print(repr(sorted(os.listdir(sys.argv[1]))))"
+    done = subprocess.run(
+        [sys.executable, "-m", "tlcourse.grading.sandbox", spec.dumps(), "--"]
+        + [sys.executable, "-c", script, str(tmp_path)],
+        cwd=mine,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['mine']"  # only the bound folder, nothing else of /tmp
+
+
 def test_without_namespaces_the_limits_still_hold(tmp_path):
     spec = SandboxSpec(Limits(memory_mb=1024), writable=[str(tmp_path)], isolate=False)
     found = _sandboxed(spec, tmp_path, str(tmp_path), str(tmp_path / "x.txt"))

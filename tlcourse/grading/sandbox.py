@@ -195,6 +195,7 @@ def _covered(spec: SandboxSpec) -> list[str]:
         path
         for path in dict.fromkeys(spec.readable)
         if _within(path, ["/tmp", "/dev/shm"])
+        and path not in ("/tmp", "/dev/shm")  # the private /tmp itself stays private
         and not _within(path, spec.hidden)
         and not any(_within(hidden, [path]) for hidden in spec.hidden)
         and os.path.exists(path)
