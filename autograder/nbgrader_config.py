@@ -3,7 +3,8 @@
 ``tlcourse course init DIR`` copies this file into an instructor's course directory; nbgrader's
 own commands (``nbgrader autograde``, ``generate_feedback``, ``export``) read it there, as does
 ``tlcourse grade``. ``tlcourse-course.json`` beside it (written by ``course init``) says where
-CIFAR-10 and the SqueezeNet weights are, so graded kernels find them without internet.
+CIFAR-10 and the SqueezeNet weights are (absolute paths), so graded kernels find them without
+internet, wherever the command was started.
 """
 
 import json
@@ -18,10 +19,13 @@ c.CourseDirectory.course_id = "tlcourse"
 # unless the instructor exported "full" (the study's protocol; hours, not seconds).
 os.environ.setdefault("TLCOURSE_BUDGET", "grading")
 
-_settings = Path.cwd() / "tlcourse-course.json"
+# Where CIFAR-10 and the weights are: the absolute paths `course init` recorded beside this file.
+# They win over the shell's TLCOURSE_DATA/TLCOURSE_WEIGHTS, so that a grade never depends on
+# where a command was started or what was exported there.
+_here = Path(globals().get("__file__") or Path.cwd() / "nbgrader_config.py").resolve().parent
+_settings = _here / "tlcourse-course.json"
 if _settings.is_file():
-    for _name, _value in json.loads(_settings.read_text()).get("environment", {}).items():
-        os.environ.setdefault(_name, _value)
+    os.environ.update(json.loads(_settings.read_text()).get("environment", {}))
 
 # Graded kernels: the Python 3 kernel of the environment nbgrader runs in, at most 180 s a cell
 # (assignment 3's training cell takes under a minute under the grading budget on 2 cores).

@@ -22,6 +22,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from tlcourse import files
 from tlcourse import freeze as freezing
 from tlcourse.feature_store import FeatureStore
 from tlcourse.imageset import ImageSet
@@ -281,13 +282,8 @@ class JSONHistory(keras.callbacks.Callback):
 
 
 def write_json_atomic(path: str | os.PathLike, obj) -> Path:
-    """Write ``obj`` as JSON to ``path`` through a temporary file and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-    return path
+    """Write ``obj`` as JSON (sorted keys) to ``path`` atomically."""
+    return files.write_json_atomic(path, obj, sort_keys=True)
 
 
 def _first_trainable_layer(config: TrainConfig) -> str:

@@ -1,24 +1,31 @@
 """Grade a class: intake, one process per submission in parallel workers, feedback, CSV.
 
+Pre-flight first: before anyone is graded, one kernel in the students' sandbox checks the
+grader's environment (:mod:`~tlcourse.grading.preflight`); when it is broken nobody is graded
+and the batch stops with the cause and its fix. A set-up cell that fails the same way during
+the batch stops it too, and that submission keeps no grade: an error of the grader is never a
+student's 0.
+
 Resumable: a graded submission leaves ``grader/done/<assignment>/<student>.json`` with the
 sha256 of what was submitted; a rerun skips those whose files did not change, so they keep
-the grades they have. A submission that fails to grade is reported and does not stop the
-others.
+the grades they have (``regrade`` grades them again). A submission that fails to grade is
+reported, does not stop the others, and makes the batch's result a failure.
 
 Kill-safe: every file the batch writes appears whole or not at all (written aside, then
 renamed), nbgrader's gradebook is SQLite (transactions), and a grading process dies with the
 batch. A batch killed at any point (Ctrl-C, SIGKILL) and run again ends with the grades an
 uninterrupted run gives: what was not recorded done is graded again from scratch.
 
-The instructor's report, ``grader/reports/<assignment>.json``, lists every student's score,
-time and notes, and flags identical submissions.
+The instructor's report, ``grader/reports/<assignment>.json``, accumulates over batches: one
+row per student with the latest grade, its provenance (tlcourse version and commit, data and
+weights sha256, grading budget and seed, time) and the history of earlier grades; identical
+submissions are flagged across the whole class.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
-import hashlib
 import json
 import os
 import signal
@@ -26,33 +33,77 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import CancelledError, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tlcourse.grading.course import GRADER_DIR, check_assignment, check_course
+from tlcourse.config import DATA_ENV, WEIGHTS_ENV
+from tlcourse.files import write_json_atomic
+from tlcourse.grading.course import (
+    GRADER_DIR,
+    CourseError,
+    check_assignment,
+    check_course,
+    course_environment,
+    read_settings,
+)
 from tlcourse.grading.export import export_csv
 from tlcourse.grading.intake import (
     EXERCISE_NOTE,
+    Intake,
     digest_of,
     find_submissions,
     notes_path,
     stage,
 )
+from tlcourse.grading.preflight import GradingEnvironmentError, check_environment
+from tlcourse.hub import sha256sum
+from tlcourse.provenance import now_utc
 
 
 @dataclass
 class BatchResult:
     graded: list[dict] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    #: Students (or entries of the submissions folder) not graded, and why.
     failed: dict[str, str] = field(default_factory=dict)
     csv: Path | None = None
     report: Path | None = None
     seconds: float = 0.0
 
 
+class EnvironmentFailure(RuntimeError):
+    """A grading process found the grader's environment broken (its message says the fix)."""
+
+
+#: A grading process still running after this long is stopped (cells have their own limit).
+SUBMISSION_WALL_SECONDS = 1800
+
+
 def report_path(course: Path, assignment: str) -> Path:
     return course / GRADER_DIR / "reports" / f"{assignment}.json"
+
+
+def done_path(course: Path, assignment: str, student: str) -> Path:
+    return course / GRADER_DIR / "done" / assignment / f"{student}.json"
+
+
+def done_records(course: Path, assignment: str) -> dict[str, dict]:
+    """``{student: done record}`` of every submission of ``assignment`` ever graded."""
+    records = {}
+    for path in sorted((course / GRADER_DIR / "done" / assignment).glob("*.json")):
+        record = json.loads(path.read_text())
+        records[record.get("student", path.stem)] = record
+    return records
+
+
+def is_done(course: Path, assignment: str, student: str, digest: str) -> bool:
+    path = done_path(course, assignment, student)
+    if not path.is_file():
+        return False
+    record = json.loads(path.read_text())
+    feedback = course / "feedback" / student / assignment / f"{assignment}.html"
+    return digest in record.get("digests", []) and feedback.is_file()
 
 
 def identical_submissions(course: Path, assignment: str, students: list[str]) -> dict:
@@ -68,8 +119,7 @@ def identical_submissions(course: Path, assignment: str, students: list[str]) ->
         if notes.is_file() and any(EXERCISE_NOTE in n for n in json.loads(notes.read_text())):
             continue
         if notebook.is_file():
-            digest = hashlib.sha256(notebook.read_bytes()).hexdigest()
-            owners.setdefault(digest, []).append(student)
+            owners.setdefault(sha256sum(notebook), []).append(student)
     return {
         student: [other for other in group if other != student]
         for group in owners.values()
@@ -78,54 +128,66 @@ def identical_submissions(course: Path, assignment: str, students: list[str]) ->
     }
 
 
-def write_report(course: Path, assignment: str, students: list[str], failed: dict) -> Path:
-    """The instructor's report: each student's score, time and notes; identical files flagged."""
-    same = identical_submissions(course, assignment, students)
-    rows = {}
-    for student in students:
-        path = done_path(course, assignment, student)
-        record = json.loads(path.read_text()) if path.is_file() else {}
+def write_report(course: Path, assignment: str, failed: dict, rejected: dict) -> Path:
+    """The instructor's report: every student ever graded (latest grade, history, provenance),
+    this batch's failures, identical submissions across the whole class."""
+    path = report_path(course, assignment)
+    rows = json.loads(path.read_text())["students"] if path.is_file() else {}
+    records = done_records(course, assignment)
+    same = identical_submissions(course, assignment, sorted(records))
+    for student, record in records.items():
         rows[student] = {
             "score": record.get("score"),
             "max_score": record.get("max_score"),
+            "held_out_accuracy": record.get("held_out_accuracy"),
             "seconds": record.get("seconds"),
             "notes": record.get("notes", []),
-            "not_graded": failed.get(student),
+            "source": record.get("source"),
+            "graded_at": record.get("graded_at"),
+            "provenance": record.get("provenance"),
+            "history": record.get("history", []),
+            "not_graded": None,
             "identical_to": same.get(student, []),
         }
-    path = report_path(course, assignment)
-    write_atomic(path, json.dumps({"assignment": assignment, "students": rows}, indent=2) + "\n")
+    for student, reason in failed.items():
+        if student in rejected:
+            continue
+        rows.setdefault(student, {"score": None, "max_score": None, "notes": [], "history": []})
+        rows[student].update(not_graded=reason, identical_to=same.get(student, []))
+    report = {
+        "assignment": assignment,
+        "students": dict(sorted(rows.items())),
+        "rejected_in_last_batch": rejected,
+    }
+    write_json_atomic(path, report)
     return path
 
 
-#: A grading process still running after this long is stopped (cells have their own limit).
-SUBMISSION_WALL_SECONDS = 1800
+def batch_provenance(course: Path, preflight: dict, cell_timeout: int | None) -> dict:
+    """What every grade of this batch was made with."""
+    from importlib import metadata
 
+    from tlcourse.grading.budget import current_budget
+    from tlcourse.provenance import git_commit, sha256_of
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that it is either the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    partial.write_text(text)
-    os.replace(partial, path)
+    environment = course_environment(course)
+    budget = current_budget()
+    return {
+        "tlcourse": metadata.version("tlcourse"),
+        "git_commit": git_commit(),
+        "data_sha256": sha256_of(environment[DATA_ENV]),
+        "weights_sha256": sha256_of(environment[WEIGHTS_ENV]),
+        "heldout_sha256": read_settings(course).get("heldout_sha256"),
+        "grading_budget": budget.name,
+        "grading_seed": budget.seed,
+        "cell_timeout": cell_timeout,
+        "kernel": {k: preflight.get(k) for k in ("python", "python_version", "versions")},
+    }
 
 
 def _die_with_parent() -> None:
     """In a grading process: be killed when the batch dies, whatever kills it."""
     ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-
-
-def done_path(course: Path, assignment: str, student: str) -> Path:
-    return course / GRADER_DIR / "done" / assignment / f"{student}.json"
-
-
-def is_done(course: Path, assignment: str, student: str, digest: str) -> bool:
-    path = done_path(course, assignment, student)
-    if not path.is_file():
-        return False
-    record = json.loads(path.read_text())
-    feedback = course / "feedback" / student / assignment / f"{assignment}.html"
-    return digest in record.get("digests", []) and feedback.is_file()
 
 
 def run_one(
@@ -141,7 +203,7 @@ def run_one(
     """
     command = [sys.executable, "-m", "tlcourse.grading.submission", str(course), assignment]
     command += [student] + ([f"--cell-timeout={cell_timeout}"] if cell_timeout else [])
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, **course_environment(course), "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
         command,
         stdout=subprocess.PIPE,
@@ -157,7 +219,7 @@ def run_one(
         stdout, stderr = process.communicate(timeout=SUBMISSION_WALL_SECONDS)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
+        process.wait()  # not communicate(): a survivor may hold the pipes open forever
         raise RuntimeError(
             f"grading took over {SUBMISSION_WALL_SECONDS} s and was stopped"
         ) from None
@@ -167,13 +229,37 @@ def run_one(
     finally:
         if running is not None:
             running.discard(process)
-    done = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    lines = [line for line in stdout.splitlines() if line.startswith("{")]
     result = json.loads(lines[-1]) if lines else {}
-    if done.returncode != 0 or "error" in result or not result:
-        tail = "\n".join(done.stderr.strip().splitlines()[-15:])
+    if "environment_error" in result:
+        raise EnvironmentFailure(result["environment_error"])
+    if process.returncode != 0 or "error" in result or not result:
+        tail = "\n".join(stderr.strip().splitlines()[-15:])
         raise RuntimeError(result.get("error") or f"grading process failed:\n{tail}")
     return result
+
+
+def _record(course: Path, assignment: str, graded: dict, extra: dict) -> None:
+    """Write a student's done record; the grade it replaces goes into its history."""
+    path = done_path(course, assignment, graded["student"])
+    history = []
+    if path.is_file():
+        old = json.loads(path.read_text())
+        history = old.get("history", []) + [
+            {key: old.get(key) for key in ("score", "max_score", "graded_at", "source")}
+        ]
+    write_json_atomic(path, {**graded, **extra, "history": history})
+
+
+def _log_rules(intake: Intake, log: Callable[[str], None]) -> None:
+    """Say how file names became student ids, once per rule."""
+    by_rule: dict[str, list[str]] = {}
+    for student, rule in intake.rules.items():
+        by_rule.setdefault(rule, []).append(student)
+    for rule, students in sorted(by_rule.items()):
+        if not rule.startswith("folder"):
+            shown = ", ".join(sorted(students)[:3]) + (", ..." if len(students) > 3 else "")
+            log(f"{len(students)} student id(s) from file names by the {rule} rule: {shown}")
 
 
 def grade_class(
@@ -181,13 +267,23 @@ def grade_class(
     assignment: str,
     submissions: str | os.PathLike,
     *,
+    students: list[str] | None = None,
+    regrade: bool = False,
     workers: int = 2,
     cell_timeout: int | None = None,
     csv: str | os.PathLike | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> BatchResult:
-    """Grade every submission of ``assignment`` under ``submissions`` into ``course``."""
+    """Grade every submission of ``assignment`` under ``submissions`` into ``course``.
+
+    ``students`` limits the batch to those ids; ``regrade`` grades them again even when their
+    files did not change (after a fix of the grading environment, say).
+
+    Raises:
+        GradingEnvironmentError: the grader's environment is broken (nobody graded since).
+        CourseError: no submissions, two submissions with one id, an unknown student.
+    """
     from tqdm import tqdm
 
     start = time.perf_counter()
@@ -195,52 +291,92 @@ def grade_class(
     check_assignment(assignment)
     if workers < 1:
         raise ValueError(f"`workers` must be at least 1. Received: workers={workers}")
+    intake = find_submissions(submissions, assignment)
+    chosen = intake.students
+    if students:
+        unknown = sorted(set(students) - set(chosen))
+        if unknown:
+            raise CourseError(
+                f"No submission of {assignment} in {submissions} for: {', '.join(unknown)}. "
+                f"Student ids there: {', '.join(sorted(chosen))}."
+            )
+        chosen = {student: chosen[student] for student in students}
+    _log_rules(intake, log)
     result = BatchResult()
+    for name, reason in intake.rejected.items():
+        result.failed[name] = reason
+        log(f"{name}: not graded: {reason}")
     todo = []
-    for student, source in find_submissions(submissions, assignment).items():
+    for student, source in chosen.items():
         digest = digest_of(source)
-        if is_done(course, assignment, student, digest):
+        if not regrade and is_done(course, assignment, student, digest):
             result.skipped.append(student)
-            continue
-        staged = stage(course, assignment, student, source)
-        after = digest_of(source) if source.is_dir() else digest
-        todo.append((student, sorted({digest, after, staged.digest})))
+        else:
+            todo.append((student, source, digest))
     if result.skipped:
-        log(f"{len(result.skipped)} already graded and unchanged: skipped.")
+        log(f"{len(result.skipped)} already graded and unchanged: skipped (--regrade grades them).")
+    preflight = check_environment(course) if todo else {}
+    provenance = batch_provenance(course, preflight, cell_timeout) if todo else {}
+    staged = []
+    for student, source, digest in todo:
+        copy = stage(course, assignment, student, source)
+        after = digest_of(source) if source.is_dir() else digest
+        staged.append((student, source, sorted({digest, after, copy.digest})))
+    broken: str | None = None
     running: set[subprocess.Popen] = set()
     pool = ThreadPoolExecutor(max_workers=workers)
     try:
-        with tqdm(total=len(todo), unit="notebook", disable=not progress, desc=assignment) as bar:
+        with tqdm(total=len(staged), unit="notebook", disable=not progress, desc=assignment) as bar:
             futures = {
                 pool.submit(run_one, course, assignment, student, cell_timeout, running): (
                     student,
+                    source,
                     digests,
                 )
-                for student, digests in todo
+                for student, source, digests in staged
             }
             for future in as_completed(futures):
-                student, digests = futures[future]
+                student, source, digests = futures[future]
                 try:
                     graded = future.result()
+                except EnvironmentFailure as error:  # the grader's fault: stop, record nothing
+                    broken = str(error)
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    break
+                except CancelledError:
+                    continue
                 except Exception as error:  # noqa: BLE001 - one failure never stops the class
                     result.failed[student] = str(error)
                     log(f"{student}: not graded: {error}")
                 else:
                     result.graded.append(graded)
-                    record = {**graded, "digests": digests}
-                    write_atomic(
-                        done_path(course, assignment, student), json.dumps(record, indent=2) + "\n"
-                    )
+                    extra = {
+                        "digests": digests,
+                        "source": str(source.relative_to(intake.root)),
+                        "graded_at": now_utc(),
+                        "provenance": provenance,
+                    }
+                    _record(course, assignment, graded, extra)
                 bar.update(1)
     except BaseException:  # Ctrl-C: stop the graders now; a rerun grades what was not done
         pool.shutdown(wait=False, cancel_futures=True)
-        for process in list(running):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
+        _stop(running)
         raise
+    if broken is not None:
+        _stop(running)
     pool.shutdown()
-    students = sorted({*result.skipped, *(student for student, _ in todo)})
-    result.report = write_report(course, assignment, students, result.failed)
+    result.report = write_report(course, assignment, result.failed, intake.rejected)
     result.csv = export_csv(course, Path(csv) if csv else course / "grades.csv")
     result.seconds = time.perf_counter() - start
+    if broken is not None:
+        raise GradingEnvironmentError(
+            f"{broken}\nThe batch stopped there; {len(result.graded)} submission(s) graded "
+            "before it are kept. Rerun the same command once it is fixed."
+        )
     return result
+
+
+def _stop(running: set) -> None:
+    for process in list(running):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
 
 from tlcourse.config import DATA_ENV, WEIGHTS_ENV
 from tlcourse.errors import TLCourseError
-
-ASSIGNMENT_CHOICES = ("01-preprocessing", "02-freezing", "03-finetuning")
+from tlcourse.grading.course import ASSIGNMENTS
 
 
 @click.command()
-@click.argument("assignment", type=click.Choice(ASSIGNMENT_CHOICES))
+@click.argument("assignment", type=click.Choice(ASSIGNMENTS))
+@click.argument("students", nargs=-1)
 @click.option(
     "--course",
     required=True,
@@ -24,7 +25,13 @@ ASSIGNMENT_CHOICES = ("01-preprocessing", "02-freezing", "03-finetuning")
     "--submissions",
     required=True,
     type=click.Path(exists=True, file_okay=False),
-    help="nbgrader's submitted/ layout (<student>/<assignment>/) or a folder of <student>.zip.",
+    help="nbgrader's submitted/ layout (<student>/<assignment>/), or zip files "
+    "(<student>.zip, or as Canvas, Moodle or Blackboard name them).",
+)
+@click.option(
+    "--regrade",
+    is_flag=True,
+    help="Grade again submissions already graded and unchanged (all, or the STUDENTS named).",
 )
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1))
 @click.option(
@@ -34,18 +41,23 @@ ASSIGNMENT_CHOICES = ("01-preprocessing", "02-freezing", "03-finetuning")
     help="Seconds a cell may run (default: the course config's Execute.timeout).",
 )
 @click.option("--csv", type=click.Path(dir_okay=False), help="Default: COURSE/grades.csv.")
-def grade(assignment, course, submissions, workers, cell_timeout, csv) -> None:
-    """Autograde every submission of ASSIGNMENT, write feedback, export the gradebook as CSV.
+def grade(assignment, students, course, submissions, regrade, workers, cell_timeout, csv) -> None:
+    """Autograde every submission of ASSIGNMENT (or only STUDENTS), write feedback and CSV.
 
-    Rerunning skips submissions already graded whose files did not change.
+    First a pre-flight kernel checks the grading environment: when it is broken nobody is
+    graded. Rerunning skips submissions already graded whose files did not change, unless
+    --regrade. Exits non-zero when any submission was not graded.
     """
     from tlcourse.grading.batch import grade_class
 
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         result = grade_class(
             course,
             assignment,
             submissions,
+            students=list(students) or None,
+            regrade=regrade,
             workers=workers,
             cell_timeout=cell_timeout,
             csv=csv,
@@ -57,11 +69,12 @@ def grade(assignment, course, submissions, workers, cell_timeout, csv) -> None:
     for graded in sorted(result.graded, key=lambda g: g["student"]):
         click.echo(f"{graded['student']}: {graded['score']:g} / {graded['max_score']:g}")
     click.echo(
-        f"graded {len(result.graded)}, skipped {len(result.skipped)}, failed "
+        f"graded {len(result.graded)}, skipped {len(result.skipped)}, not graded "
         f"{len(result.failed)} in {result.seconds:.0f} s; feedback in {course}/feedback/; "
-        f"grades in {result.csv}"
+        f"grades in {result.csv}; report in {result.report}"
     )
     if result.failed:
+        click.echo(f"not graded: {', '.join(sorted(result.failed))} (reasons above)", err=True)
         sys.exit(1)
 
 

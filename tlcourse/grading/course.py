@@ -9,7 +9,6 @@ hold none of it).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -20,6 +19,7 @@ import numpy as np
 
 from tlcourse.config import DATA_ENV, WEIGHTS_ENV
 from tlcourse.errors import TLCourseError
+from tlcourse.files import write_json_atomic
 
 CONFIG_FILE = "nbgrader_config.py"
 SETTINGS_FILE = "tlcourse-course.json"
@@ -63,17 +63,43 @@ def check_course(course: str | os.PathLike) -> Path:
 
 
 def nbgrader_config(course: Path):
-    """The course's traitlets config, rooted at ``course``."""
+    """The course's traitlets config, rooted at ``course``.
+
+    Loading the file sets the course's environment (see :func:`course_environment`) for
+    nbgrader's own commands; here it is undone, so that only the processes that grade (which
+    call :func:`apply_course_environment`) carry it.
+    """
     from traitlets.config.loader import PyFileConfigLoader
 
-    cwd = os.getcwd()
-    os.chdir(course)  # the config reads tlcourse-course.json from the working directory
+    cwd, environ = os.getcwd(), dict(os.environ)
+    os.chdir(course)  # the config reads tlcourse-course.json beside it
     try:
         config = PyFileConfigLoader(CONFIG_FILE, path=str(course)).load_config()
     finally:
         os.chdir(cwd)
+        os.environ.clear()
+        os.environ.update(environ)
     config.CourseDirectory.root = str(course)
     return config
+
+
+def read_settings(course: Path) -> dict:
+    """``tlcourse-course.json``: where data and weights are, their sha256, the held-out hash."""
+    return json.loads((Path(course) / SETTINGS_FILE).read_text())
+
+
+def course_environment(course: Path) -> dict[str, str]:
+    """The variables graded kernels need, as recorded by ``course init`` (absolute paths).
+
+    They win over the instructor's shell: a grade must not depend on where the batch was
+    started or what was exported there.
+    """
+    return dict(read_settings(course).get("environment", {}))
+
+
+def apply_course_environment(course: Path) -> None:
+    """Set the course's environment in this process (a grading process, a pre-flight)."""
+    os.environ.update(course_environment(course))
 
 
 def scripts_on_path() -> None:
@@ -121,23 +147,30 @@ def write_heldout(path: Path, data=None) -> Path:
 
 
 def init_course(course: str | os.PathLike, *, data=None, weights=None, force: bool = False) -> Path:
-    """Create a course directory: config, ``source/``, release and gradebook, held-out data."""
+    """Create a course directory: config, ``source/``, release and gradebook, held-out data.
+
+    Data and weights are resolved to absolute paths (a relative ``$TLCOURSE_DATA`` means the
+    folder ``course init`` ran in, not the one a kernel runs in) and checked: the weights are
+    read and validated, the data's test set is read for the held-out images.
+    """
     from tlcourse.data import locate_cifar10
-    from tlcourse.weights import locate_weights
+    from tlcourse.provenance import sha256_of
+    from tlcourse.weights import locate_weights, read_weights_file, validate_state_dict
 
     root = repo_root()
     course = Path(course).resolve()
     if (course / CONFIG_FILE).exists() and not force:
         raise CourseError(f"{course} already holds a course; pass --force to recreate its files.")
-    data_path = locate_cifar10(data)
-    weights_path = locate_weights(weights)
+    data_path = Path(locate_cifar10(data)).resolve()
+    weights_path = Path(locate_weights(weights)).resolve()
     for what, path in (("data", data_path), ("weights", weights_path)):
-        if Path(path).resolve().is_relative_to(course):
+        if path.is_relative_to(course):
             raise CourseError(
                 f"The {what} ({path}) lie inside the course directory, which students' kernels "
                 f"cannot see (it holds the solutions and the held-out data). Keep the {what} "
                 "outside it and pass that path."
             )
+    validate_state_dict(read_weights_file(weights_path), source=str(weights_path))
     course.mkdir(parents=True, exist_ok=True)
     shutil.copy(root / "autograder" / CONFIG_FILE, course / CONFIG_FILE)
     for name in ASSIGNMENTS:
@@ -145,8 +178,10 @@ def init_course(course: str | os.PathLike, *, data=None, weights=None, force: bo
     heldout = write_heldout(course / GRADER_DIR / HELDOUT_FILE, data_path)
     settings = {
         "environment": {DATA_ENV: str(data_path), WEIGHTS_ENV: str(weights_path)},
-        "heldout_sha256": hashlib.sha256(heldout.read_bytes()).hexdigest(),
+        "data_sha256": sha256_of(data_path),
+        "weights_sha256": sha256_of(weights_path),
+        "heldout_sha256": sha256_of(heldout),
     }
-    (course / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n")
+    write_json_atomic(course / SETTINGS_FILE, settings)
     generate(course)
     return course

@@ -3,9 +3,12 @@
 Two input layouts:
 
 * nbgrader's ``submitted/`` layout: ``PATH/<student>/<assignment>/*.ipynb`` (plus any files);
-* a folder of zip files as an LMS exports them: ``PATH/<student>[_anything].zip``, the
-  student id being the name up to the first ``_``; notebooks anywhere inside (folders are
-  flattened, nothing is extracted outside the submission).
+* zip files (or folders) as an LMS exports them: ``PATH/<student>.zip``, or Canvas, Moodle
+  and Blackboard names; notebooks anywhere inside (folders are flattened, nothing is
+  extracted outside the submission).
+
+Student ids follow :mod:`tlcourse.grading.identity`: a folder name verbatim, a file name by
+an explicit rule; two submissions with one id are refused.
 
 Each submission is checked before nbgrader sees it. A notebook under another name that holds
 this assignment's graded cells is renamed; a missing, unreadable or empty notebook, or another
@@ -19,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import shutil
 import zipfile
 from dataclasses import dataclass, field
@@ -27,8 +29,10 @@ from pathlib import Path
 
 import nbformat
 
+from tlcourse.files import write_json_atomic
 from tlcourse.grading.course import ASSIGNMENTS, GRADER_DIR, CourseError
 from tlcourse.grading.handin import HANDIN_FILES
+from tlcourse.grading.identity import claim, lms_student, zip_student
 from tlcourse.grading.integrity import MAX_NOTEBOOK_BYTES, restore_graded_cells
 
 #: The note on a submission graded as the released exercise (what it sent cannot be graded).
@@ -48,39 +52,71 @@ class Submission:
     notes: list[str] = field(default_factory=list)
 
 
-def student_id(name: str) -> str:
-    """A safe student id from a folder or zip name: letters, digits, ``.`` and ``-``."""
-    sid = re.sub(r"[^A-Za-z0-9.-]+", "-", name.split("_")[0]).strip("-.")
-    if not sid:
-        raise CourseError(f"Cannot make a student id from {name!r}: rename it to <student>.zip.")
-    return sid
+@dataclass
+class Intake:
+    """What a submissions folder holds for one assignment, and what it holds that is not one.
+
+    ``rejected`` maps each entry that looks like a submission but cannot be graded to why: the
+    batch reports each one and exits non-zero. ``ignored`` lists what is plainly not a
+    submission of this assignment (hidden files, another assignment's folders).
+    """
+
+    root: Path = Path()
+    students: dict[str, Path] = field(default_factory=dict)
+    rules: dict[str, str] = field(default_factory=dict)
+    rejected: dict[str, str] = field(default_factory=dict)
+    ignored: list[str] = field(default_factory=list)
 
 
-def find_submissions(path: str | Path, assignment: str) -> dict[str, Path]:
-    """``{student: zip file or submission folder}`` found under ``path``."""
+def _entry_kind(entry: Path, assignment: str) -> str:
+    """``nbgrader``, ``lms-folder``, ``zip``, ``other-assignment``, ``hidden`` or ``unknown``."""
+    if entry.name.startswith(".") or entry.name == "__MACOSX":
+        return "hidden"
+    if entry.is_file():
+        return "zip" if entry.suffix.lower() == ".zip" else "unknown"
+    if (entry / assignment).is_dir():
+        return "nbgrader"
+    if lms_student(entry.name) is not None:
+        return "lms-folder"
+    if any((entry / other).is_dir() for other in ASSIGNMENTS):
+        return "other-assignment"
+    return "unknown"
+
+
+def find_submissions(path: str | Path, assignment: str) -> Intake:
+    """Every submission of ``assignment`` under ``path``, by student id (see :mod:`.identity`).
+
+    Raises ``CourseError`` when nothing there is a submission, or when two map to one id.
+    """
     path = Path(path).resolve()
     if not path.is_dir():
         raise CourseError(f"{path} is not a folder of submissions.")
-    zips = sorted(path.glob("*.zip"))
-    if zips:
-        found: dict[str, Path] = {}
-        for archive in zips:
-            sid = student_id(archive.stem)
-            if sid in found:
-                raise CourseError(f"{found[sid].name} and {archive.name} both belong to {sid!r}.")
-            found[sid] = archive
-        return found
-    found = {
-        student_id(folder.name): folder / assignment
-        for folder in sorted(path.iterdir())
-        if (folder / assignment).is_dir()
-    }
+    intake, found = Intake(root=path), {}
+    for entry in sorted(path.iterdir()):
+        kind = _entry_kind(entry, assignment)
+        if kind == "nbgrader":
+            claim(found, entry.name, entry / assignment, "folder <student>/" + assignment)
+        elif kind == "lms-folder":
+            student, lms = lms_student(entry.name)
+            claim(found, student, entry, f"{lms} folder")
+        elif kind == "zip":
+            student, rule = zip_student(entry.stem)
+            claim(found, student, entry, rule)
+        elif kind in ("hidden", "other-assignment"):
+            intake.ignored.append(entry.name)
+        else:
+            intake.rejected[entry.name] = (
+                f"not a submission of {assignment}: expected a folder "
+                f"{entry.name}/{assignment}/ (nbgrader's layout) or a .zip file"
+            )
     if not found:
         raise CourseError(
-            f"No submissions in {path}: expected <student>/{assignment}/*.ipynb folders "
-            "(nbgrader's submitted/ layout) or <student>.zip files."
+            f"No submissions of {assignment} in {path}: expected <student>/{assignment}/*.ipynb "
+            "folders (nbgrader's submitted/ layout) or <student>.zip files (or an LMS export)."
         )
-    return found
+    intake.students = {student: source for student, (source, _) in found.items()}
+    intake.rules = {student: rule for student, (_, rule) in found.items()}
+    return intake
 
 
 def digest_of(source: Path) -> str:
@@ -212,7 +248,7 @@ def replace_with_exercise(course: Path, assignment: str, student: str, reason: s
     path = notes_path(course, assignment, student)
     notes = json.loads(path.read_text()) if path.is_file() else []
     notes += [reason, f"{EXERCISE_NOTE}; resubmit a working notebook to be graded."]
-    path.write_text(json.dumps(notes, indent=2) + "\n")
+    write_json_atomic(path, notes)
     return notes
 
 
@@ -225,7 +261,5 @@ def stage(course: Path, assignment: str, student: str, source: Path) -> Submissi
     notes = _copy_in(source, dest)
     source_ids = {a: grade_ids(course / "source" / a / f"{a}.ipynb") for a in ASSIGNMENTS}
     notes += repair(dest, assignment, course / "release", source_ids)
-    path = notes_path(course, assignment, student)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(notes, indent=2) + "\n")
+    write_json_atomic(notes_path(course, assignment, student), notes)
     return Submission(student, assignment, source, digest, notes)

@@ -13,19 +13,44 @@ import argparse
 import json
 import os
 import random
+import shutil
 import sys
+import textwrap
 import time
 from pathlib import Path
 
 import nbformat
 
+from tlcourse.files import write_json_atomic
 from tlcourse.grading import accuracy
-from tlcourse.grading.course import SETTINGS_FILE, CourseError, open_api, require_success
+from tlcourse.grading.course import (
+    SETTINGS_FILE,
+    CourseError,
+    apply_course_environment,
+    open_api,
+    require_success,
+)
 from tlcourse.grading.feedback import NOTES_FILE
 from tlcourse.grading.intake import notes_path, replace_with_exercise
 
 LOCK_RETRIES = 8
 TIMEOUT_ERRORS = ("CellTimeoutError", "KeyboardInterrupt", "TimeoutError")
+#: Errors that a locked set-up cell raises when the grader's environment, not the student's
+#: code, is at fault (confirmed by a pre-flight before anything is recorded).
+ENVIRONMENT_ERRORS = (
+    "DataNotFoundError",
+    "DataFormatError",
+    "WeightsError",
+    "ChecksumError",
+    "ModuleNotFoundError",
+    "ImportError",
+)
+#: Exit status of a grading process that found the grader's environment broken.
+ENVIRONMENT_EXIT = 3
+
+
+class EnvironmentBroken(Exception):
+    """The grader's environment broke while this submission was graded; nothing was kept."""
 
 
 def with_retries(call, what: str) -> dict:
@@ -54,7 +79,8 @@ def execution_notes(notebook: Path) -> list[str]:
                 notes.append(f"Cell {index}'s output was cut: it printed more than is kept.")
             if output.get("output_type") != "error":
                 continue
-            name, value = output.get("ename", ""), str(output.get("evalue", ""))[:300]
+            name = output.get("ename", "")
+            value = textwrap.shorten(str(output.get("evalue", "")), 300, placeholder=" [...]")
             where = f"Cell {index}" + (f" ({meta['grade_id']})" if "grade_id" in meta else "")
             if name in TIMEOUT_ERRORS:
                 notes.append(
@@ -76,6 +102,39 @@ def execution_notes(notebook: Path) -> list[str]:
                     f"{where} raised {name}: {value}. Tests that need its results failed too."
                 )
     return notes
+
+
+def environment_errors(notebook: Path) -> list[str]:
+    """Errors of the environment class raised in locked cells no student edits (set-up)."""
+    nb = nbformat.read(notebook, as_version=4)
+    found = []
+    for cell in nb.cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if not meta.get("locked") or meta.get("grade") or meta.get("solution"):
+            continue
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error" and output.get("ename") in ENVIRONMENT_ERRORS:
+                found.append(f"{output.get('ename')}: {output.get('evalue')}")
+    return found
+
+
+def confirm_environment(api, course: Path, assignment: str, student: str, graded: Path) -> None:
+    """After a set-up cell failed as a broken environment would: check with a pre-flight.
+
+    A broken environment undoes this submission's autograde (no grade, no feedback) and raises
+    :class:`EnvironmentBroken`; a sound one means the student's code caused it: graded as usual.
+    """
+    from nbgrader.api import Gradebook
+
+    from tlcourse.grading.preflight import environment_message, run_probe
+
+    problems = run_probe(course).get("problems")
+    if not problems:
+        return
+    with Gradebook(api.coursedir.db_url, api.coursedir.course_id) as gb:
+        gb.remove_submission(assignment, student)
+    shutil.rmtree(graded, ignore_errors=True)
+    raise EnvironmentBroken(environment_message(course, [tuple(p) for p in problems]))
 
 
 def grade_submission(
@@ -108,6 +167,8 @@ def grade_submission(
     notes = json.loads(notes_path(course, assignment, student).read_text())
     notebook = graded / f"{assignment}.ipynb"
     if notebook.exists():
+        if environment_errors(notebook):
+            confirm_environment(api, course, assignment, student, graded)
         notes += execution_notes(notebook)
 
     from nbgrader.api import Gradebook
@@ -130,7 +191,7 @@ def grade_submission(
                 if "locked" not in str(error) or attempt == LOCK_RETRIES - 1:
                     raise
                 time.sleep(0.5 * 2**attempt)
-    (graded / NOTES_FILE).write_text(json.dumps(notes, indent=2) + "\n")
+    write_json_atomic(graded / NOTES_FILE, notes)
     with_retries(
         lambda: api.generate_feedback(assignment, student), f"feedback {assignment} {student}"
     )
@@ -156,10 +217,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cell-timeout", type=int, default=None)
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    apply_course_environment(args.course.resolve())
     try:
         result = grade_submission(
             args.course, args.assignment, args.student, cell_timeout=args.cell_timeout
         )
+    except EnvironmentBroken as error:
+        print(json.dumps({"student": args.student, "environment_error": str(error)}))
+        return ENVIRONMENT_EXIT
     except CourseError as error:
         print(json.dumps({"student": args.student, "error": str(error)}))
         return 1

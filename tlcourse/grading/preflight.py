@@ -1,0 +1,185 @@
+"""Pre-flight: before anyone is graded, one kernel in the students' sandbox proves the grader's
+environment works.
+
+:func:`check_environment` starts a grading process of its own (``python -m
+tlcourse.grading.preflight COURSE``), which runs a one-cell notebook through the course's own
+``GuardedExecute``: the same kernel, sandbox, limits, guard cell and course environment as a
+student's notebook. The cell imports ``tlcourse``, finds the data and the weights the course
+recorded (no download) and validates the weights. When anything fails, nobody is graded:
+:class:`GradingEnvironmentError` names each cause and its fix. What it reports on success
+(Python, versions, paths) goes into every grade's provenance.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from nbformat.v4 import new_code_cell, new_notebook
+
+from tlcourse.errors import TLCourseError
+from tlcourse.grading.course import (
+    GRADER_DIR,
+    SETTINGS_FILE,
+    apply_course_environment,
+    nbgrader_config,
+)
+
+#: Prefix of the probe's one line of results in its cell's output.
+REPORT_PREFIX = "TLCOURSE-PREFLIGHT "
+#: A pre-flight kernel that has not answered after this long is a broken environment.
+PREFLIGHT_SECONDS = 300
+
+PROBE = f"""
+import json, os, platform, sys
+report = {{"python": sys.executable, "python_version": platform.python_version()}}
+problems = []
+try:
+    import tlcourse
+    from importlib import metadata
+    report["tlcourse"] = {{"version": metadata.version("tlcourse"), "path": tlcourse.__file__}}
+except Exception as error:
+    problems.append(("tlcourse", f"{{type(error).__name__}}: {{error}}"))
+else:
+    from tlcourse.data import locate_cifar10
+    from tlcourse.weights import locate_weights, read_weights_file, validate_state_dict
+    try:
+        report["data"] = str(locate_cifar10(download=False))
+    except Exception as error:
+        problems.append(("data", f"{{type(error).__name__}}: {{error}}"))
+    try:
+        weights = locate_weights(download=False)
+        validate_state_dict(read_weights_file(weights), source=str(weights))
+        report["weights"] = str(weights)
+    except Exception as error:
+        problems.append(("weights", f"{{type(error).__name__}}: {{error}}"))
+    try:
+        import keras, numpy, tensorflow
+        report["versions"] = {{
+            "tensorflow": tensorflow.__version__, "keras": keras.__version__,
+            "numpy": numpy.__version__,
+        }}
+    except Exception as error:
+        problems.append(("tensorflow", f"{{type(error).__name__}}: {{error}}"))
+report["problems"] = problems
+print({REPORT_PREFIX!r} + json.dumps(report))
+"""
+
+FIXES = {
+    "tlcourse": (
+        "graded kernels cannot import tlcourse. Install it into the Python that runs the "
+        "kernels (in the checkout: .venv/bin/pip install -e '.[cpu,dev]'), run tlcourse from "
+        "that environment, and check `jupyter kernelspec list` for a python3 kernel of "
+        "another Python"
+    ),
+    "data": (
+        "graded kernels cannot find CIFAR-10 where the course says it is ({where}). Put the "
+        "data back there, or record its new place with: tlcourse course init {course} --force "
+        "--data PATH"
+    ),
+    "weights": (
+        "graded kernels cannot use the SqueezeNet weights the course names ({where}). Put a "
+        "valid file back there, or record another with: tlcourse course init {course} --force "
+        "--weights PATH"
+    ),
+    "tensorflow": "graded kernels cannot import TensorFlow/Keras: reinstall them in the venv",
+    "kernel": (
+        "no graded kernel could run (the kernel did not start, or the sandbox refused it). "
+        "Check that ipykernel is installed in the environment that runs tlcourse"
+    ),
+}
+
+
+class GradingEnvironmentError(TLCourseError):
+    """The grader's own environment is broken: nobody can be graded until it is fixed."""
+
+
+def environment_message(course: Path, problems: list[tuple[str, str]]) -> str:
+    settings = json.loads((course / SETTINGS_FILE).read_text())
+    recorded = settings.get("environment", {})
+    where = {"data": recorded.get("TLCOURSE_DATA"), "weights": recorded.get("TLCOURSE_WEIGHTS")}
+    lines = [
+        "The grading environment is broken, so nobody was graded (no grade, no feedback "
+        "written). Fix it, then run the same command again:"
+    ]
+    for what, detail in problems:
+        fix = FIXES.get(what, FIXES["kernel"]).format(where=where.get(what), course=course)
+        lines.append(f"- {fix}.\n  The kernel said: {detail}")
+    return "\n".join(lines)
+
+
+def run_probe(course: Path) -> dict:
+    """In a grading process: run the probe in a sandboxed kernel; its report (with problems)."""
+    from tlcourse.grading.execute import GuardedExecute
+
+    course = Path(course).resolve()
+    apply_course_environment(course)
+    config = nbgrader_config(course)
+    base = course / GRADER_DIR / "preflight"
+    base.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(dir=base))
+    resources = {
+        "metadata": {"path": str(folder)},
+        "nbgrader": {"db_url": f"sqlite:///{course / 'gradebook.db'}"},
+    }
+    nb = new_notebook(cells=[new_code_cell(PROBE)])
+    try:
+        executor = GuardedExecute(config=config)
+        nb, _ = executor.preprocess(nb, resources)
+    except Exception as error:  # noqa: BLE001 - any failure to run a kernel is the grader's
+        detail = f"{type(error).__name__}: {error}"
+        what = "tlcourse" if "tlcourse" in str(error) and "No module" in str(error) else "kernel"
+        return {"problems": [(what, detail)]}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    for output in nb.cells[0].get("outputs", []):
+        if output.get("output_type") == "stream":
+            for line in output.get("text", "").splitlines():
+                if line.startswith(REPORT_PREFIX):
+                    return json.loads(line.removeprefix(REPORT_PREFIX))
+        if output.get("output_type") == "error":
+            return {"problems": [("kernel", f"{output.ename}: {output.evalue}")]}
+    return {"problems": [("kernel", "the probe cell printed no report")]}
+
+
+def check_environment(course: str | os.PathLike) -> dict:
+    """Run the pre-flight in a process of its own: its report, or a GradingEnvironmentError."""
+    course = Path(course).resolve()
+    command = [sys.executable, "-m", __name__, str(course)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=PREFLIGHT_SECONDS)
+    except subprocess.TimeoutExpired:
+        raise GradingEnvironmentError(
+            environment_message(course, [("kernel", f"no answer within {PREFLIGHT_SECONDS} s")])
+        ) from None
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        tail = "\n".join(done.stderr.strip().splitlines()[-10:])
+        raise GradingEnvironmentError(
+            environment_message(course, [("kernel", tail or "no output")])
+        )
+    report = json.loads(lines[-1])
+    if report.get("problems"):
+        raise GradingEnvironmentError(
+            environment_message(course, [tuple(p) for p in report["problems"]])
+        )
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m tlcourse.grading.preflight COURSE", file=sys.stderr)
+        return 2
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    print(json.dumps(run_probe(Path(argv[0]))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
