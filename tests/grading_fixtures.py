@@ -121,7 +121,7 @@ def _write_submissions(root: Path) -> dict[str, Path]:
             entries[mistake.name] = {f"{a}.ipynb": text}
     entries.update(bad_inputs())
     for student, files in entries.items():
-        with zipfile.ZipFile(zips / f"{student}_submission.zip", "w") as archive:
+        with zipfile.ZipFile(zips / f"{student}.zip", "w") as archive:
             for name, content in files.items():
                 archive.writestr(name, content)
     folders[a] = zips
@@ -130,6 +130,9 @@ def _write_submissions(root: Path) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def graded_course(tmp_path_factory, cifar10_root: Path, weights_npz: Path) -> GradedCourse:
+    """The course made and graded as the README says: its variables exported as relative paths
+    (from the folder ``course init`` runs in), the batch started in another folder, where
+    those relative paths point at nothing; kernels import tlcourse as installed."""
     import sys
 
     sys.path.insert(0, str(PROJECT_ROOT / "autograder" / "tests"))
@@ -137,17 +140,15 @@ def graded_course(tmp_path_factory, cifar10_root: Path, weights_npz: Path) -> Gr
     from tlcourse.grading.course import init_course
 
     root = tmp_path_factory.mktemp("grading")
+    (root / "elsewhere").mkdir()
     with pytest.MonkeyPatch.context() as env:
-        # Graded kernels import this checkout's tlcourse, whatever the venv has installed.
-        env.setenv(
-            "PYTHONPATH",
-            os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])),
-        )
         env.setenv("TLCOURSE_CACHE", str(root / "cache"))
-        course = init_course(
-            root / "course", data=cifar10_root / "cifar-10-batches-py", weights=weights_npz
-        )
+        env.chdir(PROJECT_ROOT)
+        env.setenv("TLCOURSE_DATA", os.path.relpath(cifar10_root / "cifar-10-batches-py"))
+        env.setenv("TLCOURSE_WEIGHTS", os.path.relpath(weights_npz))
+        course = init_course(root / "course")
         submissions = _write_submissions(root / "submissions")
+        env.chdir(root / "elsewhere")
         results = {
             a: grade_class(
                 course,

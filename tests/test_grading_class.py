@@ -158,7 +158,7 @@ def test_rerun_skips_graded_submissions_and_keeps_grades(graded_course):
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "graded 0, skipped 7, failed 0" in result.output
+    assert "graded 0, skipped 7, not graded 0" in result.output
     assert (course / "grades.csv").read_text() == before
 
 
@@ -166,7 +166,7 @@ def test_rerun_skips_graded_submissions_and_keeps_grades(graded_course):
 def test_nbgraders_own_commands_work_on_the_course(graded_course, tmp_path):
     course = graded_course.path
     out = tmp_path / "export.csv"
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}  # this checkout's preprocessors
+    env = dict(os.environ)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     for args in (["generate_feedback", "02-freezing", "--force"], ["export", f"--to={out}"]):
         done = subprocess.run(

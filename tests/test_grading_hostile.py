@@ -36,7 +36,6 @@ BATCH_BOUND_SECONDS = 600
 def hostile(tmp_path_factory, cifar10_root: Path, weights_npz: Path):
     root = tmp_path_factory.mktemp("hostile")
     with leak_server() as server, pytest.MonkeyPatch.context() as env:
-        env.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(PROJECT_ROOT)])))
         env.setenv("TLCOURSE_CACHE", str(root / "cache"))
         outcome = grade_corpus(
             root, cifar10_root / "cifar-10-batches-py", weights_npz, server.context(root)

@@ -40,10 +40,8 @@ def test_zip_folder_gives_student_ids_and_flattens_member_paths(course, tmp_path
     zips = tmp_path / "lms"
     zips.mkdir()
     solution = (PROJECT_ROOT / "solutions" / A / f"{A}.ipynb").read_text()
-    _zip(
-        zips / "ada.lovelace_123_file.zip", {f"../../{A}.ipynb": solution, "model.weights.h5": b"x"}
-    )
-    found = find_submissions(zips, A)
+    _zip(zips / "ada.lovelace.zip", {f"../../{A}.ipynb": solution, "model.weights.h5": b"x"})
+    found = find_submissions(zips, A).students
     assert list(found) == ["ada.lovelace"]
     submission = stage(course, A, "ada.lovelace", found["ada.lovelace"])
     staged = course / "submitted" / "ada.lovelace" / A
@@ -57,10 +55,68 @@ def test_renamed_notebook_is_graded_under_its_name(course, tmp_path):
     folder = tmp_path / "submitted" / "bob" / A
     folder.mkdir(parents=True)
     shutil.copy(PROJECT_ROOT / "solutions" / A / f"{A}.ipynb", folder / "mine.ipynb")
-    submission = stage(course, A, "bob", find_submissions(tmp_path / "submitted", A)["bob"])
+    submission = stage(
+        course, A, "bob", find_submissions(tmp_path / "submitted", A).students["bob"]
+    )
     staged = course / "submitted" / "bob" / A / f"{A}.ipynb"
     assert grade_ids(staged) == grade_ids(PROJECT_ROOT / "solutions" / A / f"{A}.ipynb")
     assert "was named mine.ipynb" in submission.notes[0]
+
+
+#: File and folder names as LMS exports give them, and the student id each must become.
+LMS_NAMES = {
+    "ann_lee.zip": "ann_lee",  # <student>.zip: the whole name, underscores kept
+    "ann_kim.zip": "ann_kim",
+    "leeann_12345_67890_01-preprocessing.zip": "leeann-12345",  # Canvas
+    "leeann_LATE_12346_67891_01-preprocessing-1.zip": "leeann-12346",  # Canvas, late
+    "Ann Lee_123456_assignsubmission_file_01-preprocessing.zip": "Ann-Lee-123456",  # Moodle
+    "Ann Lee_123457_assignsubmission_file_/": "Ann-Lee-123457",  # Moodle, a folder
+    "01-preprocessing_annkim_attempt_2026-11-30-22-15-03_nb.zip": "annkim",  # Blackboard
+    "José Núñez.zip": "Jos-N-ez",
+}
+
+
+def test_lms_file_names_give_one_student_id_each_by_an_explicit_rule(tmp_path):
+    solution = (PROJECT_ROOT / "solutions" / A / f"{A}.ipynb").read_text()
+    for name in LMS_NAMES:
+        if name.endswith("/"):
+            (tmp_path / name / "work").mkdir(parents=True)
+            (tmp_path / name / "work" / f"{A}.ipynb").write_text(solution)
+        else:
+            _zip(tmp_path / name, {f"{A}.ipynb": solution})
+    intake = find_submissions(tmp_path, A)
+    ids = {source.name: student for student, source in intake.students.items()}
+    assert ids == {name.rstrip("/"): student for name, student in LMS_NAMES.items()}
+    assert intake.rules["leeann-12345"] == "Canvas"
+    assert intake.rules["ann_lee"] == "<student>.zip" and not intake.rejected
+
+
+def test_folders_with_underscores_are_students_verbatim_and_strays_are_named(tmp_path):
+    for student in ("ann_lee", "ann_kim", "patch_1", "patch_2", "patch_3"):
+        (tmp_path / student / A).mkdir(parents=True)
+    (tmp_path / "carl" / "02-freezing").mkdir(parents=True)  # another assignment: not ours
+    (tmp_path / "dora").mkdir()  # notebooks at the wrong depth: named, not dropped
+    (tmp_path / "dora" / f"{A}.ipynb").write_text("{}")
+    (tmp_path / ".DS_Store").write_text("")
+    intake = find_submissions(tmp_path, A)
+    assert sorted(intake.students) == ["ann_kim", "ann_lee", "patch_1", "patch_2", "patch_3"]
+    assert list(intake.rejected) == ["dora"] and "dora/01-preprocessing/" in intake.rejected["dora"]
+    assert sorted(intake.ignored) == [".DS_Store", "carl"]
+
+
+def test_two_submissions_with_one_id_are_refused_naming_both(tmp_path):
+    from tlcourse.grading.course import CourseError
+
+    _zip(tmp_path / "ann_lee.zip", {f"{A}.ipynb": "{}"})
+    (tmp_path / "ann_lee" / A).mkdir(parents=True)
+    with pytest.raises(CourseError, match=r"ann_lee/01-preprocessing .*and ann_lee\.zip"):
+        find_submissions(tmp_path, A)
+    other = tmp_path / "canvas"
+    other.mkdir()
+    _zip(other / "leeann_12345_1_a.zip", {f"{A}.ipynb": "{}"})
+    _zip(other / "leeann_LATE_12345_2_a.zip", {f"{A}.ipynb": "{}"})
+    with pytest.raises(CourseError, match="leeann_12345_1_a.zip .*leeann_LATE_12345_2_a.zip"):
+        find_submissions(other, A)
 
 
 def test_corrupt_notebook_is_replaced_by_the_exercise(course, tmp_path):

@@ -144,6 +144,14 @@ def read_weights_file(path: str | Path) -> dict[str, np.ndarray]:
     path = Path(path)
     if path.suffix.lower() == ".pth":
         return read_state_dict(path)
+    with open(path, "rb") as handle:
+        magic = handle.read(4)
+    if magic != b"PK\x03\x04":  # an .npz is a zip; numpy's own error would talk of pickles
+        raise DataFormatError(
+            f"{path} is not a readable .npz of named arrays (an .npz is a zip file; this one "
+            f"starts with {magic!r}). Replace it with SqueezeNet 1.1's weights, or delete it "
+            "if it is tlcourse's cached copy so that it is converted again."
+        )
     try:
         loaded = np.load(path, allow_pickle=False)
         if not isinstance(loaded, np.lib.npyio.NpzFile):

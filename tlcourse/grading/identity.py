@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from tlcourse.grading.course import CourseError
 
@@ -85,13 +86,14 @@ def zip_student(stem: str) -> tuple[str, str]:
     return lms_student(stem) or (safe_id(stem, stem + ".zip"), "<student>.zip")
 
 
-def claim(found: dict, student: str, source, rule: str) -> None:
+def claim(found: dict, student: str, source: Path, rule: str, root: Path) -> None:
     """Give ``source`` to ``student`` in ``found``; refuse a second submission with that id."""
     if student in found:
         first, first_rule = found[student]
         raise CourseError(
-            f"Two submissions belong to the student id {student!r}: {first.name} ({first_rule}) "
-            f"and {source.name} ({rule}). Nothing was graded. Keep one of them in the "
-            "submissions folder (the one to grade), or rename one to <student>.zip."
+            f"Two submissions belong to the student id {student!r}: {first.relative_to(root)} "
+            f"({first_rule}) and {source.relative_to(root)} ({rule}), in {root}. Nothing was "
+            "graded. Keep only the one to grade in the submissions folder, or rename the other "
+            "to <student>.zip with its own id."
         )
     found[student] = (source, rule)

@@ -95,13 +95,13 @@ def find_submissions(path: str | Path, assignment: str) -> Intake:
     for entry in sorted(path.iterdir()):
         kind = _entry_kind(entry, assignment)
         if kind == "nbgrader":
-            claim(found, entry.name, entry / assignment, "folder <student>/" + assignment)
+            claim(found, entry.name, entry / assignment, "folder <student>/" + assignment, path)
         elif kind == "lms-folder":
             student, lms = lms_student(entry.name)
-            claim(found, student, entry, f"{lms} folder")
+            claim(found, student, entry, f"{lms} folder", path)
         elif kind == "zip":
             student, rule = zip_student(entry.stem)
-            claim(found, student, entry, rule)
+            claim(found, student, entry, rule, path)
         elif kind in ("hidden", "other-assignment"):
             intake.ignored.append(entry.name)
         else:

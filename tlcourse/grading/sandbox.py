@@ -274,6 +274,7 @@ def launch(spec: SandboxSpec, argv: list[str]) -> int:
         _call("prctl", PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         _build_filesystem(spec)
     _set_rlimits(spec.limits, processes=os.getuid() != 0)
+    os.environ["PYTHONSAFEPATH"] = "1"  # Python in the sandbox: no import from the folder
     if isolated:  # home is read-only: caches go to the private /tmp
         for name, folder in (("MPLCONFIGDIR", "matplotlib"), ("IPYTHONDIR", "ipython")):
             os.environ[name] = f"/tmp/{folder}"
@@ -362,7 +363,12 @@ class SandboxedKernelManager(AsyncKernelManager):
         spec = self._sandbox_spec(getattr(self, "_sandbox_cwd", None))
         if spec is None:
             return command
-        return [sys.executable, "-m", __name__, spec.dumps(), "--", *command]
+        if any("ipykernel" in part for part in command):
+            # IPython puts the working directory (the submission's folder) before
+            # site-packages: a student's numpy.py would shadow numpy, or kill the kernel.
+            command.append("--IPKernelApp.ignore_cwd=True")
+        # -P: the launcher and the kernel it becomes never import from the submission's folder
+        return [sys.executable, "-P", "-m", __name__, spec.dumps(), "--", *command]
 
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
         pid = getattr(getattr(self, "provisioner", None), "pid", None)
