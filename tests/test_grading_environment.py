@@ -6,6 +6,7 @@ fresh machine). Each test grades real notebooks through ``tlcourse grade`` and n
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import zipfile
@@ -225,3 +226,60 @@ def test_course_init_refuses_weights_that_are_not_squeezenet(tmp_path, cifar10_r
     assert result.exit_code != 0 and "not a readable .npz" in result.output
     assert "allow_pickle" not in result.output
     assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.slow
+def test_a_checkout_venv_and_data_under_tmp_grade_to_full_marks(cifar10_root, weights_npz):
+    """The grader's Python, its tlcourse and the data all under /tmp, which every kernel gets
+    a private copy of: what kernels import and read is bound back, read-only."""
+    import site
+    import subprocess
+    import tempfile
+
+    from grading_fixtures import PROJECT_ROOT
+
+    with tempfile.TemporaryDirectory(prefix="tlcourse-", dir="/tmp") as folder:
+        base = Path(folder)
+        checkout = base / "checkout"
+        skip = shutil.ignore_patterns("__pycache__", "*.egg-info")
+        for name in ("tlcourse", "solutions", "exercises", "autograder"):
+            shutil.copytree(PROJECT_ROOT / name, checkout / name, ignore=skip)
+        shutil.copy(PROJECT_ROOT / "pyproject.toml", checkout)
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", base / "venv"], check=True)
+        python = base / "venv" / "bin" / "python"
+        packages = subprocess.run(
+            [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        # This checkout's copy first, then the packages it needs (no editable finder: .pth
+        # files of an added folder are not run).
+        lines = [str(checkout), *site.getsitepackages()]
+        Path(packages, "tlcourse-under-tmp.pth").write_text("\n".join(lines) + "\n")
+        shutil.copytree(cifar10_root / "cifar-10-batches-py", base / "data" / "cifar-10-batches-py")
+        shutil.copy(weights_npz, base / "weights.npz")
+        _folders(base / "subs", {"ann_lee": solution(A)})
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("TLCOURSE_", "PYTHONPATH", "VIRTUAL_ENV"))
+        }
+        scripts = f"{python.parent}:{Path(sys.executable).parent}"  # nbgrader runs alembic
+        env |= {"TLCOURSE_CACHE": str(base / "cache"), "PATH": f"{scripts}:{env['PATH']}"}
+        env["JUPYTER_PATH"] = str(Path(sys.prefix) / "share" / "jupyter")  # nbconvert templates
+        env |= {"TLCOURSE_DATA": "data", "TLCOURSE_WEIGHTS": "weights.npz"}  # relative, as README
+
+        def tlcourse(*args: str) -> subprocess.CompletedProcess:
+            return subprocess.run(
+                [python, "-m", "tlcourse", *args], cwd=base, env=env, capture_output=True, text=True
+            )
+
+        done = tlcourse("course", "init", "course")
+        assert done.returncode == 0, done.stderr
+        done = tlcourse("grade", A, "--course", "course", "--submissions", "subs")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "ann_lee: 10 / 10" in done.stdout
+        kernel = _report(base / "course")["ann_lee"]["provenance"]["kernel"]
+        assert kernel["python"].startswith(str(base / "venv"))
+        assert kernel["tlcourse"]["path"].startswith(str(checkout))

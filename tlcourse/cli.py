@@ -46,6 +46,9 @@ def _seeds(ctx, param, value: str) -> tuple[int, ...]:
 @click.version_option(package_name="tlcourse")
 def main() -> None:
     """Transfer learning with SqueezeNet 1.1 on CIFAR-10: reproduce the study, inspect data."""
+    from tlcourse.config import resolve_path_variables
+
+    resolve_path_variables()
 
 
 _data_option = click.option(

@@ -52,3 +52,15 @@ def cache_dir() -> Path:
         return Path(env).expanduser()
     keras_home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
     return Path(keras_home) / "tlcourse"
+
+
+def resolve_path_variables() -> None:
+    """Make relative ``$TLCOURSE_DATA``, ``$TLCOURSE_WEIGHTS``, ``$TLCOURSE_CACHE`` absolute.
+
+    A relative path means the folder the command was typed in; processes that tlcourse starts
+    elsewhere (graded kernels, the book's pages) must read the same files.
+    """
+    for name in (DATA_ENV, WEIGHTS_ENV, CACHE_ENV):
+        value = os.environ.get(name)
+        if value and not os.path.isabs(os.path.expanduser(value)):
+            os.environ[name] = str(Path(value).expanduser().resolve())

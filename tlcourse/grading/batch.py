@@ -181,7 +181,9 @@ def batch_provenance(course: Path, preflight: dict, cell_timeout: int | None) ->
         "grading_budget": budget.name,
         "grading_seed": budget.seed,
         "cell_timeout": cell_timeout,
-        "kernel": {k: preflight.get(k) for k in ("python", "python_version", "versions")},
+        "kernel": {
+            key: preflight.get(key) for key in ("python", "python_version", "tlcourse", "versions")
+        },
     }
 
 
