@@ -88,7 +88,7 @@ def _kernel_without_tlcourse(course: Path, folder: Path, monkeypatch) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("broken", ["data", "weights", "tlcourse"])
+@pytest.mark.parametrize("broken", ["data", "weights", "tlcourse", "heldout"])
 def test_a_broken_environment_grades_nobody_and_names_the_fix(
     course, tmp_path, weights_npz, monkeypatch, broken
 ):
@@ -100,9 +100,13 @@ def test_a_broken_environment_grades_nobody_and_names_the_fix(
         truncated.write_bytes(weights_npz.read_bytes()[:100_000])
         _set_environment(course, "TLCOURSE_WEIGHTS", str(truncated))
         said = "cannot use the SqueezeNet weights the course names"
-    else:
+    elif broken == "tlcourse":
         _kernel_without_tlcourse(course, tmp_path / "jupyter", monkeypatch)
         said = "graded kernels cannot import tlcourse"
+    else:  # the grader's own held-out images, changed on disk
+        heldout = course / "grader" / "heldout.npz"
+        heldout.write_bytes(heldout.read_bytes()[:-10])
+        said = "changed since the course was created"
     submissions = _folders(tmp_path / "subs", {"ann_lee": solution(A), "ann_kim": exercise(A)})
     result = _grade(course, submissions)
     assert result.exit_code != 0, result.output

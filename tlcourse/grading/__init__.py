@@ -10,7 +10,10 @@ Modules, one job each:
 * :mod:`~tlcourse.grading.handin`: what the fine-tuning notebook saves for the grader;
 * :mod:`~tlcourse.grading.exercises`: student notebooks generated from ``solutions/``;
 * :mod:`~tlcourse.grading.course`: an instructor's nbgrader course directory;
+* :mod:`~tlcourse.grading.identity`: which student a folder or file belongs to (LMS naming);
 * :mod:`~tlcourse.grading.intake`: submissions (``submitted/`` layout or LMS zip files) into it;
+* :mod:`~tlcourse.grading.preflight`: a sandboxed kernel that checks the grading environment
+  before anyone is graded;
 * :mod:`~tlcourse.grading.submission`: grade one submission (autograde, accuracy, feedback);
 * :mod:`~tlcourse.grading.accuracy`: the grader's own evaluation of a trained model;
 * :mod:`~tlcourse.grading.feedback`: nbgrader preprocessors for the feedback HTML;

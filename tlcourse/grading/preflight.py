@@ -25,6 +25,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 from tlcourse.errors import TLCourseError
 from tlcourse.grading.course import (
     GRADER_DIR,
+    HELDOUT_FILE,
     SETTINGS_FILE,
     apply_course_environment,
     nbgrader_config,
@@ -149,7 +150,17 @@ def run_probe(course: Path) -> dict:
 
 def check_environment(course: str | os.PathLike) -> dict:
     """Run the pre-flight in a process of its own: its report, or a GradingEnvironmentError."""
+    from tlcourse.grading.accuracy import heldout_sha256
+
     course = Path(course).resolve()
+    heldout = course / GRADER_DIR / HELDOUT_FILE
+    expected = json.loads((course / SETTINGS_FILE).read_text()).get("heldout_sha256")
+    if not heldout.is_file() or heldout_sha256(heldout) != expected:
+        state = "is missing" if not heldout.is_file() else "changed since the course was created"
+        raise GradingEnvironmentError(
+            f"The grader's held-out images {heldout} {state}, so nobody was graded. Recreate "
+            f"them with: tlcourse course init {course} --force"
+        )
     command = [sys.executable, "-m", __name__, str(course)]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=PREFLIGHT_SECONDS)

@@ -124,17 +124,22 @@ def confirm_environment(api, course: Path, assignment: str, student: str, graded
     A broken environment undoes this submission's autograde (no grade, no feedback) and raises
     :class:`EnvironmentBroken`; a sound one means the student's code caused it: graded as usual.
     """
-    from nbgrader.api import Gradebook
-
     from tlcourse.grading.preflight import environment_message, run_probe
 
     problems = run_probe(course).get("problems")
     if not problems:
         return
+    undo_autograde(api, assignment, student, graded)
+    raise EnvironmentBroken(environment_message(course, [tuple(p) for p in problems]))
+
+
+def undo_autograde(api, assignment: str, student: str, graded: Path) -> None:
+    """Remove a submission's autograded scores and folder: the grader failed, not the student."""
+    from nbgrader.api import Gradebook
+
     with Gradebook(api.coursedir.db_url, api.coursedir.course_id) as gb:
         gb.remove_submission(assignment, student)
     shutil.rmtree(graded, ignore_errors=True)
-    raise EnvironmentBroken(environment_message(course, [tuple(p) for p in problems]))
 
 
 def grade_submission(
@@ -180,7 +185,11 @@ def grade_submission(
             max_score = gb.find_grade(
                 accuracy.GRADE_CELL, assignment, assignment, student
             ).max_score
-        grade = accuracy.grade_accuracy(course, graded, max_score, settings["heldout_sha256"])
+        try:
+            grade = accuracy.grade_accuracy(course, graded, max_score, settings["heldout_sha256"])
+        except CourseError as error:  # the grader's held-out images, not the student's work
+            undo_autograde(api, assignment, student, graded)
+            raise EnvironmentBroken(str(error)) from error
         held_out_accuracy = grade.accuracy
         for attempt in range(LOCK_RETRIES):
             try:
