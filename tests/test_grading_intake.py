@@ -98,9 +98,13 @@ def test_folders_with_underscores_are_students_verbatim_and_strays_are_named(tmp
     (tmp_path / "dora").mkdir()  # notebooks at the wrong depth: named, not dropped
     (tmp_path / "dora" / f"{A}.ipynb").write_text("{}")
     (tmp_path / ".DS_Store").write_text("")
+    for glob in ("ann*", "[ab]c", "ann,bob", " ann"):  # nbgrader would read these as patterns
+        (tmp_path / glob / A).mkdir(parents=True)
     intake = find_submissions(tmp_path, A)
     assert sorted(intake.students) == ["ann_kim", "ann_lee", "patch_1", "patch_2", "patch_3"]
-    assert list(intake.rejected) == ["dora"] and "dora/01-preprocessing/" in intake.rejected["dora"]
+    assert sorted(intake.rejected) == [" ann", "[ab]c", "ann*", "ann,bob", "dora"]
+    assert "dora/01-preprocessing/" in intake.rejected["dora"]
+    assert "cannot be a student id" in intake.rejected["ann*"]
     assert sorted(intake.ignored) == [".DS_Store", "carl"]
 
 

@@ -61,6 +61,20 @@ LMS_RULES: tuple[NamingRule, ...] = (
 )
 
 
+#: Characters nbgrader reads as a glob or a list in a student id (``*`` would grade others).
+NBGRADER_UNSAFE = re.compile(r"[*?\[\],+/\\]")
+
+
+def folder_id_problem(name: str) -> str | None:
+    """Why the folder name ``name`` cannot be a student id verbatim, or ``None``."""
+    if name != name.strip() or NBGRADER_UNSAFE.search(name):
+        return (
+            f"the folder name {name!r} cannot be a student id: nbgrader reads * ? [ ] , + / \\ "
+            "and surrounding spaces as patterns or lists. Rename the folder to the student's id"
+        )
+    return None
+
+
 def safe_id(text: str, source: str) -> str:
     """``text`` with every run of characters other than letters, digits, ``._-`` as ``-``."""
     sid = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")

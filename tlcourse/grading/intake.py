@@ -32,7 +32,7 @@ import nbformat
 from tlcourse.files import write_json_atomic
 from tlcourse.grading.course import ASSIGNMENTS, GRADER_DIR, CourseError
 from tlcourse.grading.handin import HANDIN_FILES
-from tlcourse.grading.identity import claim, lms_student, zip_student
+from tlcourse.grading.identity import claim, folder_id_problem, lms_student, zip_student
 from tlcourse.grading.integrity import MAX_NOTEBOOK_BYTES, restore_graded_cells
 
 #: The note on a submission graded as the released exercise (what it sent cannot be graded).
@@ -94,7 +94,9 @@ def find_submissions(path: str | Path, assignment: str) -> Intake:
     intake, found = Intake(root=path), {}
     for entry in sorted(path.iterdir()):
         kind = _entry_kind(entry, assignment)
-        if kind == "nbgrader":
+        if kind == "nbgrader" and (problem := folder_id_problem(entry.name)):
+            intake.rejected[entry.name] = problem
+        elif kind == "nbgrader":
             claim(found, entry.name, entry / assignment, "folder <student>/" + assignment, path)
         elif kind == "lms-folder":
             student, lms = lms_student(entry.name)
