@@ -155,4 +155,4 @@ def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pyte
     monkeypatch.setenv("TLCOURSE_CACHE", str(tmp_path_factory.mktemp("cache")))
 
 
-from grading_fixtures import graded_course  # noqa: E402, F401  (the graded course, shared)
+from grading_fixtures import fresh_course, graded_course  # noqa: E402, F401  (shared courses)

@@ -165,3 +165,16 @@ def graded_course(tmp_path_factory, cifar10_root: Path, weights_npz: Path) -> Gr
         json.dumps({a: r.graded for a, r in results.items()}, indent=2)
     )
     return GradedCourse(course, submissions, results)
+
+
+@pytest.fixture(scope="session")
+def fresh_course(tmp_path_factory, cifar10_root: Path, weights_npz: Path) -> Path:
+    """A course nobody was graded in yet (tests grade a copy of it)."""
+    from tlcourse.grading.course import init_course
+
+    root = tmp_path_factory.mktemp("fresh-course")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("TLCOURSE_CACHE", str(root / "cache"))
+        return init_course(
+            root / "course", data=cifar10_root / "cifar-10-batches-py", weights=weights_npz
+        )

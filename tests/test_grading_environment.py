@@ -23,19 +23,6 @@ from tlcourse.grading.course import SETTINGS_FILE
 A = "01-preprocessing"
 
 
-@pytest.fixture(scope="module")
-def fresh_course(tmp_path_factory, cifar10_root: Path, weights_npz: Path) -> Path:
-    """A course nobody was graded in yet (each test grades a copy)."""
-    from tlcourse.grading.course import init_course
-
-    root = tmp_path_factory.mktemp("fresh-course")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("TLCOURSE_CACHE", str(root / "cache"))
-        return init_course(
-            root / "course", data=cifar10_root / "cifar-10-batches-py", weights=weights_npz
-        )
-
-
 @pytest.fixture
 def course(fresh_course: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(fresh_course, tmp_path / "course"))

@@ -30,6 +30,7 @@ from nbgrader.utils import is_grade, is_solution
 from traitlets import Bool, Integer
 
 from tlcourse.config import DATA_ENV, WEIGHTS_ENV
+from tlcourse.grading.folders import remove_irregular
 from tlcourse.grading.guard import TOKEN_PREFIX, token
 from tlcourse.grading.sandbox import SPEC_ENV, Limits, SandboxedKernelManager, SandboxSpec
 
@@ -153,6 +154,7 @@ class GuardedExecute(Execute):
             nb, resources = super().preprocess(nb, resources, km)
         finally:
             key_file.unlink(missing_ok=True)
+            remove_irregular(cwd)  # links the kernel made: nbgrader writes and copies here next
         guard_cell = nb.cells.pop(0)
         failed = [o for o in guard_cell.get("outputs", []) if o.output_type == "error"]
         if failed:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from nbformat.v4 import new_markdown_cell
 from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor
-from nbgrader.utils import is_grade
+from nbgrader.utils import is_grade, is_solution
 from traitlets import Bool
 
 NOTES_FILE = "grader-notes.json"
@@ -27,12 +27,15 @@ class HideHiddenTests(ClearHiddenTests):
     enforce_metadata = Bool(False).tag(config=True)
 
     def preprocess_cell(self, cell, resources, cell_index):
+        # Hidden tests live only in the instructor's test cells; a student's cell that merely
+        # contains the marker text is the student's text, left as it is (never an error).
         if cell.cell_type != "code":
             return cell, resources
-        before = cell.source
-        cell, resources = super().preprocess_cell(cell, resources, cell_index)
-        if cell.source != before:
-            cell.source = cell.source.rstrip("\n") + "\n" + HIDDEN_PLACEHOLDER
+        if is_grade(cell) and not is_solution(cell):
+            before = cell.source
+            cell, resources = super().preprocess_cell(cell, resources, cell_index)
+            if cell.source != before:
+                cell.source = cell.source.rstrip("\n") + "\n" + HIDDEN_PLACEHOLDER
         if is_grade(cell):
             for output in cell.get("outputs", []):
                 if output.get("output_type") == "error":

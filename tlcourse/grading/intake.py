@@ -31,6 +31,7 @@ import nbformat
 
 from tlcourse.files import write_json_atomic
 from tlcourse.grading.course import ASSIGNMENTS, GRADER_DIR, CourseError
+from tlcourse.grading.folders import copy_regular_files, regular_files, remove_irregular
 from tlcourse.grading.handin import HANDIN_FILES
 from tlcourse.grading.identity import claim, folder_id_problem, lms_student, zip_student
 from tlcourse.grading.integrity import MAX_NOTEBOOK_BYTES, restore_graded_cells
@@ -122,9 +123,9 @@ def find_submissions(path: str | Path, assignment: str) -> Intake:
 
 
 def digest_of(source: Path) -> str:
-    """sha256 over a zip file or a folder's files (names and contents)."""
+    """sha256 over a zip file or a folder's regular files (names and contents; no links)."""
     sha = hashlib.sha256()
-    files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
+    files = [source] if source.is_file() else regular_files(source)
     for file in files:
         sha.update(file.name.encode() + b"\0" + file.read_bytes())
     return sha.hexdigest()
@@ -134,8 +135,13 @@ def _copy_in(source: Path, dest: Path) -> list[str]:
     """Copy a zip's or folder's files into ``dest``; return notes on what was skipped."""
     notes = []
     if source.is_dir():
-        if source.resolve() != dest.resolve():
-            shutil.copytree(source, dest)
+        in_place = source.resolve() == dest.resolve()  # grading COURSE/submitted itself
+        skipped = remove_irregular(dest) if in_place else copy_regular_files(source, dest)
+        if skipped:
+            notes.append(
+                f"Left out {', '.join(skipped[:5])}{' and more' if len(skipped) > 5 else ''}: "
+                "a submission holds files; links and other special files are not graded."
+            )
         return notes
     dest.mkdir(parents=True)
     try:
