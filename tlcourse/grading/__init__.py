@@ -10,6 +10,7 @@ Modules, one job each:
 * :mod:`~tlcourse.grading.handin`: what the fine-tuning notebook saves for the grader;
 * :mod:`~tlcourse.grading.exercises`: student notebooks generated from ``solutions/``;
 * :mod:`~tlcourse.grading.course`: an instructor's nbgrader course directory;
+* :mod:`~tlcourse.grading.folders`: only regular files of a submission are staged and kept;
 * :mod:`~tlcourse.grading.identity`: which student a folder or file belongs to (LMS naming);
 * :mod:`~tlcourse.grading.intake`: submissions (``submitted/`` layout or LMS zip files) into it;
 * :mod:`~tlcourse.grading.preflight`: a sandboxed kernel that checks the grading environment
