@@ -192,6 +192,12 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
+def log_paths(course: Path, assignment: str, student: str) -> tuple[Path, Path]:
+    """Where a grading process's stdout and stderr go (kept for the instructor to read)."""
+    folder = course / GRADER_DIR / "logs" / assignment
+    return folder / f"{student}.out", folder / f"{student}.err"
+
+
 def run_one(
     course: Path,
     assignment: str,
@@ -201,43 +207,52 @@ def run_one(
 ) -> dict:
     """Grade one staged submission in a fresh Python process; its JSON result.
 
-    ``running`` holds the processes under way, so that an interrupted batch can stop them.
+    The process writes to files, not pipes: a kernel that outlives it and holds its output
+    open cannot keep the batch waiting. ``running`` holds the processes under way, so that an
+    interrupted batch can stop them.
     """
+    out_path, err_path = log_paths(course, assignment, student)
+    result_path = out_path.with_suffix(".result.json")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    result_path.unlink(missing_ok=True)
     command = [sys.executable, "-m", "tlcourse.grading.submission", str(course), assignment]
-    command += [student] + ([f"--cell-timeout={cell_timeout}"] if cell_timeout else [])
+    command += [student, f"--result={result_path}"]
+    command += [f"--cell-timeout={cell_timeout}"] if cell_timeout else []
     env = {**os.environ, **course_environment(course), "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        start_new_session=True,  # Ctrl-C reaches the batch, which stops its graders itself
-        preexec_fn=_die_with_parent,
-    )
-    if running is not None:
-        running.add(process)
-    try:
-        stdout, stderr = process.communicate(timeout=SUBMISSION_WALL_SECONDS)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()  # not communicate(): a survivor may hold the pipes open forever
-        raise RuntimeError(
-            f"grading took over {SUBMISSION_WALL_SECONDS} s and was stopped"
-        ) from None
-    except BaseException:
-        os.killpg(process.pid, signal.SIGKILL)
-        raise
-    finally:
+    with open(out_path, "w+") as out, open(err_path, "w+") as err:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            env=env,
+            start_new_session=True,  # Ctrl-C reaches the batch, which stops its graders itself
+            preexec_fn=_die_with_parent,
+        )
         if running is not None:
-            running.discard(process)
-    lines = [line for line in stdout.splitlines() if line.startswith("{")]
-    result = json.loads(lines[-1]) if lines else {}
+            running.add(process)
+        try:
+            process.wait(timeout=SUBMISSION_WALL_SECONDS)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=60)
+            raise RuntimeError(
+                f"grading took over {SUBMISSION_WALL_SECONDS} s and was stopped"
+            ) from None
+        except BaseException:
+            os.killpg(process.pid, signal.SIGKILL)
+            raise
+        finally:
+            if running is not None:
+                running.discard(process)
+        err.seek(0)
+        stderr = err.read()
+    result = json.loads(result_path.read_text()) if result_path.is_file() else {}
     if "environment_error" in result:
         raise EnvironmentFailure(result["environment_error"])
     if process.returncode != 0 or "error" in result or not result:
         tail = "\n".join(stderr.strip().splitlines()[-15:])
-        raise RuntimeError(result.get("error") or f"grading process failed:\n{tail}")
+        raise RuntimeError(result.get("error") or f"grading process failed ({err_path}):\n{tail}")
     return result
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import sys
 from pathlib import Path
 
 from nbclient.exceptions import DeadKernelError
@@ -58,25 +57,10 @@ def course_root(resources: dict, cwd: Path) -> Path:
 
 
 def kernel_reads() -> list[str]:
-    """What a kernel must read wherever it lies: the data, the weights, Python and tlcourse.
-
-    Python is this process's: its prefixes and every folder on its import path (a venv, an
-    editable install's checkout, ``PYTHONPATH``), so that a kernel imports what the grader
-    imports even when all of it lies under ``/tmp``. The working directory is left out: it is
-    where the batch was started, not something the kernel needs.
-    """
-    import tlcourse
-
-    cwd = str(Path.cwd().resolve())
+    """What a kernel must read wherever it lies: the data and the weights (its Python is
+    bound back by the sandbox itself, :func:`~tlcourse.grading.sandbox.python_reads`)."""
     paths = [os.environ.get(DATA_ENV), os.environ.get(WEIGHTS_ENV)]
-    paths += [sys.prefix, sys.base_prefix, sys.exec_prefix, str(Path(tlcourse.__file__).parent)]
-    paths += os.environ.get("PYTHONPATH", "").split(os.pathsep)
-    paths += [entry for entry in sys.path[1:] if entry and os.path.isdir(entry)]
-    resolved = [str(Path(path).resolve()) for path in paths if path]
-    explicit = {
-        str(Path(p).resolve()) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p
-    }
-    return list(dict.fromkeys(p for p in resolved if p != cwd or p in explicit))
+    return [str(Path(path).resolve()) for path in paths if path]
 
 
 class GuardedExecute(Execute):

@@ -184,6 +184,24 @@ def _unshare() -> None:
         _call("unshare", flags)
 
 
+def python_reads() -> list[str]:
+    """The Python this process runs: its prefixes, every folder on its import path (a venv,
+    an editable install's package, ``PYTHONPATH``) but the working directory, and tlcourse.
+
+    The sandbox binds these back when its private ``/tmp`` would cover them, so that a kernel
+    imports what the grader imports even when all of it lies under ``/tmp``.
+    """
+    import tlcourse
+
+    cwd = os.path.realpath(os.getcwd())
+    pythonpath = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    explicit = {os.path.realpath(path) for path in pythonpath if path}
+    paths = [sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(tlcourse.__file__)]
+    paths += [entry for entry in sys.path if entry and os.path.isdir(entry)]
+    resolved = [os.path.realpath(path) for path in paths]
+    return list(dict.fromkeys(p for p in resolved if p != cwd or p in explicit))
+
+
 def _within(path: str, folders) -> bool:
     return any(path == folder or path.startswith(folder.rstrip("/") + "/") for folder in folders)
 
@@ -272,6 +290,7 @@ def launch(spec: SandboxSpec, argv: list[str]) -> int:
         if child:
             return _forward_and_wait(child)
         _call("prctl", PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        spec.readable = [*spec.readable, *python_reads()]
         _build_filesystem(spec)
     _set_rlimits(spec.limits, processes=os.getuid() != 0)
     os.environ["PYTHONSAFEPATH"] = "1"  # Python in the sandbox: no import from the folder

@@ -1,10 +1,12 @@
 """Grade one submission, in a process of its own: autograde, accuracy, notes, feedback.
 
-``python -m tlcourse.grading.submission COURSE ASSIGNMENT STUDENT`` prints one JSON line
-(student, score, max score, notes, seconds). :func:`grade_submission` is the one place that
-runs a student's code (through nbgrader's autograde, whose kernel is its own process), so a
-sandbox around it wraps every graded run. nbgrader's gradebook is one sqlite file shared by
-the workers: a call that finds it locked is retried.
+``python -m tlcourse.grading.submission COURSE ASSIGNMENT STUDENT --result FILE`` writes its
+result as JSON to FILE (student, score, max score, notes, seconds; or the error): a file the
+graded kernel cannot reach, unlike this process's stdout, which it inherits.
+:func:`grade_submission` is the one place that runs a student's code (through nbgrader's
+autograde, whose kernel is its own process), so a sandbox around it wraps every graded run.
+nbgrader's gradebook is one sqlite file shared by the workers: a call that finds it locked is
+retried.
 """
 
 from __future__ import annotations
@@ -223,22 +225,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("course", type=Path)
     parser.add_argument("assignment")
     parser.add_argument("student")
+    parser.add_argument("--result", type=Path, required=True)
     parser.add_argument("--cell-timeout", type=int, default=None)
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     apply_course_environment(args.course.resolve())
+    status = 0
     try:
         result = grade_submission(
             args.course, args.assignment, args.student, cell_timeout=args.cell_timeout
         )
     except EnvironmentBroken as error:
-        print(json.dumps({"student": args.student, "environment_error": str(error)}))
-        return ENVIRONMENT_EXIT
+        result, status = (
+            {"student": args.student, "environment_error": str(error)},
+            ENVIRONMENT_EXIT,
+        )
     except CourseError as error:
-        print(json.dumps({"student": args.student, "error": str(error)}))
-        return 1
-    print(json.dumps(result))
-    return 0
+        result, status = {"student": args.student, "error": str(error)}, 1
+    write_json_atomic(args.result, result)
+    return status
 
 
 if __name__ == "__main__":
