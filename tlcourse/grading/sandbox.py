@@ -27,6 +27,7 @@ import ctypes
 import json
 import os
 import resource
+import select
 import signal
 import sys
 import tempfile
@@ -79,6 +80,9 @@ class SandboxSpec:
     #: cover: bound back read-only.
     readable: list[str] = field(default_factory=list)
     isolate: bool = True
+    #: The process that starts the launcher: if it is gone before the launcher could ask to
+    #: die with it, the launcher exits at once (no orphaned kernel).
+    parent: int = 0
 
     def dumps(self) -> str:
         return json.dumps(asdict(self))
@@ -277,6 +281,8 @@ def _forward_and_wait(child: int) -> int:
 def launch(spec: SandboxSpec, argv: list[str]) -> int:
     """Enter the sandbox and run ``argv`` in it (as PID 1 of its namespace when isolated)."""
     _call("prctl", PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # dies with its grader
+    if spec.parent and os.getppid() != spec.parent:
+        return 1  # the grader died between starting this process and the line above
     _enter_cgroups(spec.limits)
     isolated = False
     if spec.isolate:
@@ -286,10 +292,16 @@ def launch(spec: SandboxSpec, argv: list[str]) -> int:
         except OSError as error:
             print(f"tlcourse sandbox: no namespaces ({error}); limits only", file=sys.stderr)
     if isolated:
+        alive_r, alive_w = os.pipe()  # open in the launcher until it dies
         child = os.fork()
         if child:
+            os.close(alive_r)
             return _forward_and_wait(child)
+        os.close(alive_w)
         _call("prctl", PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if select.select([alive_r], [], [], 0)[0]:  # EOF: the launcher died before the prctl
+            os._exit(1)
+        os.close(alive_r)
         spec.readable = [*spec.readable, *python_reads()]
         _build_filesystem(spec)
     _set_rlimits(spec.limits, processes=os.getuid() != 0)
@@ -363,6 +375,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         if not text:
             return None
         spec = SandboxSpec.loads(text)
+        spec.parent = os.getpid()
         if cwd:
             spec.writable.append(str(Path(cwd).resolve()))
         spec.writable.append(self._socket_dir)
