@@ -67,7 +67,7 @@ def _kernel_without_tlcourse(course: Path, folder: Path, monkeypatch) -> None:
     spec = folder / "kernels" / "no-tlcourse"
     spec.mkdir(parents=True)
     argv = [sys.executable, "-S", "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    kernel = {"argv": argv, "env": {"PYTHONPATH": ":".join(site.getsitepackages())}}
+    kernel = {"argv": argv, "env": {"PYTHONPATH": os.pathsep.join(site.getsitepackages())}}
     (spec / "kernel.json").write_text(json.dumps({**kernel, "language": "python"}))
     with (course / "nbgrader_config.py").open("a") as config:
         config.write('\nc.Execute.kernel_name = "no-tlcourse"\n')

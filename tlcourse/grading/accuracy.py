@@ -14,7 +14,6 @@ marks whatever its seed; see ``solutions/03-finetuning/README.md``.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import numpy as np
 
 from tlcourse.grading.course import GRADER_DIR, HELDOUT_FILE, CourseError
 from tlcourse.grading.handin import read_handin
+from tlcourse.hub import sha256sum
 
 ASSIGNMENT = "03-finetuning"
 GRADE_CELL = "validation_accuracy"
@@ -45,10 +45,6 @@ def score_for(accuracy: float, max_score: float) -> float:
     """Points for a held-out accuracy: linear from ZERO_AT (0) to FULL_AT (max), rounded to 0.1."""
     share = (accuracy - ZERO_AT) / (FULL_AT - ZERO_AT)
     return round(float(np.clip(share, 0.0, 1.0)) * max_score, 1)
-
-
-def heldout_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def evaluate_handin(folder: Path, heldout: Path) -> float:
@@ -79,7 +75,7 @@ def evaluate_handin(folder: Path, heldout: Path) -> float:
 def grade_accuracy(course: Path, folder: Path, max_score: float, expected_sha256: str):
     """Evaluate the hand-in in ``folder``; an :class:`AccuracyGrade` with a comment either way."""
     heldout = course / GRADER_DIR / HELDOUT_FILE
-    if heldout_sha256(heldout) != expected_sha256:
+    if sha256sum(heldout) != expected_sha256:
         raise CourseError(
             f"{heldout} changed since the course was created (sha256 differs): recreate it with "
             "tlcourse course init --force before grading."

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 import click
@@ -50,7 +49,6 @@ def grade(assignment, students, course, submissions, regrade, workers, cell_time
     """
     from tlcourse.grading.batch import grade_class
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         result = grade_class(
             course,

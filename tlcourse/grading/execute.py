@@ -109,16 +109,9 @@ class GuardedExecute(Execute):
         nb.cells.insert(
             0,
             new_code_cell(
-                # The grader's modules come from the grader's Python, never from files in the
-                # submission's folder: imported with that folder off the path, they are the ones
-                # in sys.modules when the student's code imports them (no shadowing).
-                "import os as _os, sys as _sys\n"
-                "_path = list(_sys.path)\n"
-                "_sys.path[:] = [p for p in _path if p not in ('', '.', _os.getcwd())]\n"
                 "import tlcourse.grading.guard as _tlcourse_guard\n"
                 f"{GUARD_NAME} = _tlcourse_guard.Guard.start({str(key_file.resolve())!r})\n"
-                "_sys.path[:] = _path\n"
-                "del _tlcourse_guard, _os, _sys, _path"
+                "del _tlcourse_guard"
             ),
         )
         limits = Limits(

@@ -26,10 +26,12 @@ from tlcourse.errors import TLCourseError
 from tlcourse.grading.course import (
     GRADER_DIR,
     HELDOUT_FILE,
-    SETTINGS_FILE,
     apply_course_environment,
+    course_environment,
     nbgrader_config,
+    read_settings,
 )
+from tlcourse.hub import sha256sum
 
 #: Prefix of the probe's one line of results in its cell's output.
 REPORT_PREFIX = "TLCOURSE-PREFLIGHT "
@@ -101,8 +103,7 @@ class GradingEnvironmentError(TLCourseError):
 
 
 def environment_message(course: Path, problems: list[tuple[str, str]]) -> str:
-    settings = json.loads((course / SETTINGS_FILE).read_text())
-    recorded = settings.get("environment", {})
+    recorded = course_environment(course)
     where = {"data": recorded.get("TLCOURSE_DATA"), "weights": recorded.get("TLCOURSE_WEIGHTS")}
     lines = [
         "The grading environment is broken, so nobody was graded (no grade, no feedback "
@@ -150,12 +151,10 @@ def run_probe(course: Path) -> dict:
 
 def check_environment(course: str | os.PathLike) -> dict:
     """Run the pre-flight in a process of its own: its report, or a GradingEnvironmentError."""
-    from tlcourse.grading.accuracy import heldout_sha256
-
     course = Path(course).resolve()
     heldout = course / GRADER_DIR / HELDOUT_FILE
-    expected = json.loads((course / SETTINGS_FILE).read_text()).get("heldout_sha256")
-    if not heldout.is_file() or heldout_sha256(heldout) != expected:
+    expected = read_settings(course).get("heldout_sha256")
+    if not heldout.is_file() or sha256sum(heldout) != expected:
         state = "is missing" if not heldout.is_file() else "changed since the course was created"
         raise GradingEnvironmentError(
             f"The grader's held-out images {heldout} {state}, so nobody was graded. Recreate "
