@@ -44,10 +44,14 @@ c.GenerateFeedback.preprocessors = [
 
 # Execution: nbgrader's Execute, hardened (tlcourse.grading.execute). Each kernel runs in a
 # sandbox (no network, the course directory out of sight, everything read-only but the
-# submission's folder) with these limits; test cells pass only if they ran to their end
-# untampered; a cell keeps at most 1 MB of output.
+# submission's folder) with these limits; a cell keeps at most 1 MB of output. Test cells are
+# judged outside the kernel (tlcourse.grading.verdicts): ProbeTests adds, after each test cell,
+# a cell that records the student's answers on the grader's inputs as plain data; JudgeTests
+# checks that data in the grader's own process, and its verdict alone gives the cell's points.
 c.Autograde.autograde_preprocessors = [
+    "tlcourse.grading.verdicts.ProbeTests",
     "tlcourse.grading.execute.GuardedExecute",
+    "tlcourse.grading.verdicts.JudgeTests",
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",

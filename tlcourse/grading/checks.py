@@ -1,9 +1,12 @@
-"""Checks the exercises' test cells call: each failure names the mistake and how to fix it.
+"""Checks of the exercises: each failure names the mistake and how to fix it.
 
-The notebooks' hidden tests are one-line calls into this module, so the checks' logic is
-plain library code (tested, readable by anyone) and a failed check shows the student a message
-such as ``Known mistake: labels not one-hot. ...`` rather than a hidden test's source. Every
-check raises ``AssertionError`` (nbgrader marks the test cell failed) and returns ``None``.
+Every check comes in two layers. A *data* check (``check_batch``, ``check_trainable``, ...)
+takes plain numbers and arrays and decides; it is what the grader runs, in its own process, on
+what a graded kernel recorded (:mod:`tlcourse.grading.autotests`). The notebooks' visible test
+cells call the *object* form (``check_dataset(dataset, ...)``, ``check_frozen(model, ...)``),
+which records the object with :mod:`tlcourse.grading.kernel.record` and calls the data check,
+so a student sees at home the message the grader would give. A failed check raises
+``AssertionError`` with a message such as ``Known mistake: labels not one-hot. ...``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import numpy as np
 
 from tlcourse.architecture import feature_map_size
 from tlcourse.config import IMAGENET_MEAN, IMAGENET_STD
+from tlcourse.grading.kernel import record
 from tlcourse.preprocessing import normalize, one_hot
 
 #: Short names of the mistakes the feedback recognises; messages start with "Known mistake: ".
@@ -34,20 +38,12 @@ def mistake(name: str, explanation: str) -> AssertionError:
     return AssertionError(f"Known mistake: {name}. {explanation}")
 
 
-def _array(value, what: str) -> np.ndarray:
-    if value is None:
-        raise AssertionError(f"{what} returned None: return the result (did you forget `return`?)")
-    if hasattr(value, "numpy"):
-        value = value.numpy()
-    return np.asarray(value)
-
-
 # ------------------------------------------------------------------ assignment 1: preprocessing
 
 
 def check_unit_scaled(result, images: np.ndarray) -> None:
     """``result`` must be ``images`` as float32 in [0, 1] (divided by 255)."""
-    x = _array(result, "to_unit")
+    x = record.array(result, "to_unit")
     if x.shape != images.shape:
         raise AssertionError(f"Expected shape {images.shape} (one value per pixel), got {x.shape}.")
     if x.max() > 1.0 + 1e-6:
@@ -70,7 +66,7 @@ def check_unit_scaled(result, images: np.ndarray) -> None:
 
 def check_standardized(result, images: np.ndarray) -> None:
     """``result`` must be ``normalize(images, "imagenet")``: /255, minus mean, over std."""
-    x = _array(result, "standardize")
+    x = record.array(result, "standardize")
     if x.shape != images.shape:
         raise AssertionError(f"Expected shape {images.shape}, got {x.shape}.")
     expected = normalize(images, "imagenet")
@@ -98,7 +94,7 @@ def check_standardized(result, images: np.ndarray) -> None:
 
 def check_one_hot(result, labels: np.ndarray, num_classes: int = 10) -> None:
     """``result`` must be the one-hot float32 rows of ``labels``."""
-    y = _array(result, "encode_labels")
+    y = record.array(result, "encode_labels")
     if y.ndim != 2 or y.shape != (len(labels), num_classes):
         raise mistake(
             NOT_ONE_HOT,
@@ -118,14 +114,20 @@ def check_one_hot(result, labels: np.ndarray, num_classes: int = 10) -> None:
 
 def check_split(split: Callable, labels: np.ndarray, val_fraction: float = 0.2) -> None:
     """``split(labels, seed)`` must return disjoint, stratified, seeded (train, val) indices."""
-    result = split(labels, seed=0)
-    if not isinstance(result, tuple | list) or len(result) != 2:
-        raise AssertionError("split must return two index arrays: (train_idx, val_idx).")
-    train, val = (_array(r, "split").astype(np.int64) for r in result)
+    first, again, other = (record.index_pair(split(labels, seed=s), "split") for s in (0, 0, 1))
+    check_split_results(first, again, other, labels, val_fraction)
+
+
+def check_split_results(first, again, other, labels: np.ndarray, val_fraction: float = 0.2):
+    """Splits made with seeds 0, 0 and 1 (each ``(train, val)``) must be disjoint, stratified
+    and seeded."""
+    train, val = first
     if len(np.intersect1d(train, val)) or len(train) + len(val) != len(labels):
         raise AssertionError(
             "Train and validation indices must be disjoint and together cover every image once."
         )
+    if len(np.union1d(train, val)) != len(labels) or min(train.min(), val.min()) < 0:
+        raise AssertionError("Indices must be positions 0 .. len(labels) - 1, each used once.")
     classes, counts = np.unique(labels, return_counts=True)
     val_counts = np.array([np.sum(labels[val] == c) for c in classes])
     if not np.all(np.abs(val_counts - val_fraction * counts) <= 1):
@@ -135,11 +137,9 @@ def check_split(split: Callable, labels: np.ndarray, val_fraction: float = 0.2) 
             f"{val_counts.min()} to {val_counts.max()} a class. Pass `stratify=labels` to "
             "sklearn's train_test_split, or use tlcourse.pipeline.stratified_split.",
         )
-    again = split(labels, seed=0)
-    other = split(labels, seed=1)
-    if not np.array_equal(np.sort(_array(again[1], "split")), np.sort(val)):
+    if not np.array_equal(np.sort(again[1]), np.sort(val)):
         raise AssertionError("The same seed must give the same split: pass the seed through.")
-    if np.array_equal(np.sort(_array(other[1], "split")), np.sort(val)):
+    if np.array_equal(np.sort(other[1]), np.sort(val)):
         raise AssertionError("Another seed must give another split: use the `seed` argument.")
 
 
@@ -147,21 +147,29 @@ def check_dataset(
     dataset, images: np.ndarray, labels: np.ndarray, *, image_size: int, batch_size: int
 ) -> None:
     """The first batch must be resized, ImageNet-normalised images with one-hot labels."""
+    x, y = record.first_batch(dataset)
+    check_batch(x, y, images, labels, image_size=image_size, batch_size=batch_size)
+
+
+def check_batch(
+    x: np.ndarray,
+    y: np.ndarray,
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    image_size: int,
+    batch_size: int,
+) -> None:
+    """A first batch ``(x, y)`` of ``images``/``labels``: resized, normalised, one-hot."""
     import tensorflow as tf
 
-    if not isinstance(dataset, tf.data.Dataset):
-        raise AssertionError(f"Expected a tf.data.Dataset, got {type(dataset).__name__}.")
-    batch = next(iter(dataset))
-    if not isinstance(batch, tuple | list) or len(batch) != 2:
-        raise AssertionError("The dataset must yield (images, labels) pairs.")
-    x, y = (np.asarray(b) for b in batch)
     n = min(batch_size, len(images))
     if x.shape != (n, image_size, image_size, 3):
         raise AssertionError(
             f"Expected image batches of shape ({n}, {image_size}, {image_size}, 3), got "
             f"{x.shape}: batch with batch_size and resize to image_size (tf.image.resize)."
         )
-    if y.ndim != 2:
+    if y.ndim != 2 or len(y) != n:
         raise mistake(NOT_ONE_HOT, f"Label batches must be one-hot rows, got shape {y.shape}.")
     expected = tf.image.resize(images[:n].astype(np.float32), (image_size, image_size))
     expected = normalize(expected, "imagenet").numpy()
@@ -180,49 +188,64 @@ def check_dataset(
 # ------------------------------------------------------------------ assignment 2: freezing
 
 
-def check_transfer_model(model, image_size: int, weights_file=None) -> None:
-    """A 10-class model on ``image_size`` inputs whose backbone holds the ImageNet weights."""
-    import keras
-
-    if not isinstance(model, keras.Model):
-        raise AssertionError(f"Expected a keras.Model, got {type(model).__name__}.")
-    if tuple(model.input_shape[1:]) != (image_size, image_size, 3):
-        raise AssertionError(
-            f"Expected inputs of shape (None, {image_size}, {image_size}, 3), got "
-            f"{model.input_shape}: pass input_shape=(image_size, image_size, 3)."
-        )
-    if tuple(model.output_shape[1:]) != (10,):
-        raise AssertionError(
-            f"The new head must output 10 class probabilities, got {model.output_shape}: use "
-            "transfer_model(classes=10, ...)."
-        )
+def imagenet_conv1(weights_file=None) -> np.ndarray:
+    """conv1's pretrained kernel in Keras layout (HWIO)."""
     from tlcourse.weights import load_state_dict
 
-    kernel = np.asarray(load_state_dict(weights_file)["features.0.weight"]).transpose(2, 3, 1, 0)
-    try:
-        conv1 = model.get_layer("conv1").get_weights()[0]
-    except ValueError:
-        raise AssertionError("No layer named conv1: build the model with tlcourse.") from None
-    if conv1.shape != kernel.shape or not np.allclose(conv1, kernel):
+    return np.asarray(load_state_dict(weights_file)["features.0.weight"]).transpose(2, 3, 1, 0)
+
+
+def check_transfer_model(model, image_size: int, weights_file=None) -> None:
+    """A 10-class model on ``image_size`` inputs whose backbone holds the ImageNet weights."""
+    check_model_summary(record.model_summary(model), image_size, imagenet_conv1(weights_file))
+
+
+def check_model_summary(summary: Mapping, image_size: int, conv1: np.ndarray) -> None:
+    """:func:`~tlcourse.grading.kernel.record.model_summary` of a model: shapes and conv1."""
+    input_shape, output_shape = tuple(summary["input_shape"]), tuple(summary["output_shape"])
+    shown = lambda shape: str(tuple(None if d == -1 else int(d) for d in shape))  # noqa: E731
+    if input_shape[1:] != (image_size, image_size, 3):
+        raise AssertionError(
+            f"Expected inputs of shape (None, {image_size}, {image_size}, 3), got "
+            f"{shown(input_shape)}: pass input_shape=(image_size, image_size, 3)."
+        )
+    if output_shape[1:] != (10,):
+        raise AssertionError(
+            f"The new head must output 10 class probabilities, got {shown(output_shape)}: use "
+            "transfer_model(classes=10, ...)."
+        )
+    kernel = np.asarray(summary["conv1_kernel"])
+    if kernel.size == 0:
+        raise AssertionError("No layer named conv1: build the model with tlcourse.")
+    if kernel.shape != conv1.shape or not np.allclose(kernel, conv1):
         raise mistake(
             RANDOM_BACKBONE,
             "conv1 does not hold the pretrained weights: build with weights='imagenet'.",
         )
 
 
-def expected_trainable(model, experiment: str) -> dict[str, bool]:
-    """Whether each layer with weights should train under ``experiment``."""
+def expected_trainable(layers: Sequence[str], experiment: str) -> dict[str, bool]:
+    """Whether each of the named layers (those with weights) should train under ``experiment``."""
     from tlcourse.freeze import block_of, trainable_blocks
 
     blocks = set(trainable_blocks(experiment))
-    return {layer.name: block_of(layer.name) in blocks for layer in model.layers if layer.weights}
+    return {str(name): block_of(str(name)) in blocks for name in layers}
 
 
 def check_frozen(model, experiment: str) -> None:
     """Exactly the layers of ``experiment`` train (E1: head; E2: fire8, fire9, head; E3: all)."""
-    expected = expected_trainable(model, experiment)
-    wrong_frozen = [n for n, t in expected.items() if t and not model.get_layer(n).trainable]
-    wrong_training = [n for n, t in expected.items() if not t and model.get_layer(n).trainable]
+    flags = record.layer_flags(model)
+    check_trainable(flags["layers"], flags["trainable"], experiment)
+
+
+def check_trainable(layers: Sequence[str], trainable: Sequence[bool], experiment: str) -> None:
+    """``trainable[i]`` says whether ``layers[i]`` trains: exactly those of ``experiment``."""
+    if len(layers) != len(trainable) or not len(layers):
+        raise AssertionError("The model has no layers with weights: build it with tlcourse.")
+    expected = expected_trainable(layers, experiment)
+    actual = dict(zip((str(n) for n in layers), (bool(t) for t in trainable), strict=True))
+    wrong_frozen = [n for n, t in expected.items() if t and not actual[n]]
+    wrong_training = [n for n, t in expected.items() if not t and actual[n]]
     if wrong_frozen or wrong_training:
         parts = []
         if wrong_frozen:
@@ -237,29 +260,17 @@ def check_frozen(model, experiment: str) -> None:
 
 
 def check_recompiled(apply_freezing: Callable, weights_file=None) -> None:
-    """After ``apply_freezing(model, "E1")`` on a trained model, training must leave conv1 alone.
+    """After ``apply_freezing(model, "E1")`` on a trained model, training must leave conv1 alone."""
+    check_recompile_evidence(record.recompile_evidence(apply_freezing, weights_file))
 
-    Keras reads ``trainable`` when it builds the train step, so a model that has trained once
-    keeps updating layers frozen afterwards until it is compiled again.
-    """
-    import keras
 
-    from tlcourse.models import transfer_model
-
-    model = transfer_model(classes=10, input_shape=(32, 32, 3), weights=weights_file or "imagenet")
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(16, 32, 32, 3)).astype(np.float32)
-    y = one_hot(np.arange(16) % 10, 10)
-    model.compile(keras.optimizers.Adam(1e-3), "categorical_crossentropy")
-    model.fit(x, y, epochs=1, batch_size=16, verbose=0)
-    returned = apply_freezing(model, "E1")
-    model = returned if returned is not None else model
-    check_frozen(model, "E1")
-    if not model.compiled:
+def check_recompile_evidence(evidence: Mapping) -> None:
+    """:func:`~tlcourse.grading.kernel.record.recompile_evidence`: frozen, compiled, unchanged."""
+    check_trainable(evidence["layers"], evidence["trainable"], "E1")
+    if not bool(evidence["compiled"]):
         raise AssertionError("apply_freezing must leave the model compiled: call compile().")
-    before = model.get_layer("conv1").get_weights()[0].copy()
-    model.fit(x, y, epochs=1, batch_size=16, verbose=0)
-    if not np.allclose(before, model.get_layer("conv1").get_weights()[0]):
+    before, after = np.asarray(evidence["conv1_before"]), np.asarray(evidence["conv1_after"])
+    if before.shape != after.shape or not np.allclose(before, after):
         raise mistake(
             NOT_RECOMPILED,
             "conv1 is marked frozen but still changed in training: Keras reads `trainable` "
@@ -267,24 +278,37 @@ def check_recompiled(apply_freezing: Callable, weights_file=None) -> None:
         )
 
 
+def expected_counts(build: Callable) -> dict[str, tuple[int, int]]:
+    """(trainable, frozen) parameters of ``build()`` under E1, E2 and E3."""
+    from tlcourse.freeze import freeze
+
+    found = {}
+    for experiment in ("E1", "E2", "E3"):
+        summary = freeze(build(), experiment)
+        found[experiment] = (summary.trainable_params, summary.frozen_params)
+    return found
+
+
 def check_param_counts(count_parameters: Callable, build: Callable) -> None:
     """``count_parameters(model)`` gives (trainable, frozen) of ``build()`` under E1, E2, E3."""
     from tlcourse.freeze import freeze
 
-    for experiment in ("E1", "E2", "E3"):
+    for experiment, expected in expected_counts(build).items():
         model = build()
-        summary = freeze(model, experiment)
-        expected = (summary.trainable_params, summary.frozen_params)
-        result = count_parameters(model)
-        if not isinstance(result, tuple | list) or len(result) != 2:
-            raise AssertionError("count_parameters must return (trainable, frozen).")
-        got = tuple(int(c) for c in result)
-        if got != expected:
-            raise AssertionError(
-                f"{experiment}: expected (trainable, frozen) = {expected}, got {got}. Count "
-                "the entries of model.trainable_weights and model.non_trainable_weights "
-                "(math.prod of each weight's shape)."
-            )
+        freeze(model, experiment)
+        got = record.counts(count_parameters(model), "count_parameters")
+        check_counts(got, expected, experiment)
+
+
+def check_counts(got: Sequence[int], expected: Sequence[int], experiment: str) -> None:
+    """A ``(trainable, frozen)`` pair against the true one."""
+    got, expected = tuple(int(c) for c in got), tuple(int(c) for c in expected)
+    if got != expected:
+        raise AssertionError(
+            f"{experiment}: expected (trainable, frozen) = {expected}, got {got}. Count "
+            "the entries of model.trainable_weights and model.non_trainable_weights "
+            "(math.prod of each weight's shape)."
+        )
 
 
 def check_image_size(image_size: int) -> None:
@@ -306,16 +330,25 @@ def check_image_size(image_size: int) -> None:
 
 def check_config(config, budget) -> None:
     """The fine-tuning run trains every layer for the budget's epochs at 32 to 64 px."""
-    if config.experiment != "E3":
-        raise AssertionError(f"This run fine-tunes everything: experiment 'E3', got {config!r}.")
-    if config.epochs != budget.epochs:
+    check_config_values(record.config(config), budget)
+
+
+def check_config_values(values: Mapping, budget) -> None:
+    """A config's fields (:func:`~tlcourse.grading.kernel.record.config`) against the budget."""
+    field = lambda name: values[name].item() if name in values else None  # noqa: E731
+    if field("experiment") != "E3":
         raise AssertionError(
-            f"Train for budget.epochs ({budget.epochs}) epochs, got {config.epochs}: the grader "
-            "runs every notebook under the same budget."
+            f"This run fine-tunes everything: experiment 'E3', got {field('experiment')!r}."
         )
-    if not 32 <= config.image_size <= 64:
+    if field("epochs") != budget.epochs:
         raise AssertionError(
-            f"Use an image_size from 32 to 64 px under the grading budget, got {config.image_size}."
+            f"Train for budget.epochs ({budget.epochs}) epochs, got {field('epochs')}: the "
+            "grader runs every notebook under the same budget."
+        )
+    size = field("image_size")
+    if not isinstance(size, int) or not 32 <= size <= 64:
+        raise AssertionError(
+            f"Use an image_size from 32 to 64 px under the grading budget, got {size}."
         )
 
 
@@ -338,7 +371,7 @@ def check_not_collapsed(history: Mapping[str, Sequence[float]], num_classes: int
 
 def check_confusion_matrix(matrix, accuracy: float, num_images: int, num_classes: int = 10) -> None:
     """A (C, C) count matrix over ``num_images`` whose diagonal gives ``accuracy``."""
-    m = _array(matrix, "confusion matrix")
+    m = record.array(matrix, "confusion matrix")
     if m.shape != (num_classes, num_classes):
         raise AssertionError(f"Expected shape ({num_classes}, {num_classes}), got {m.shape}.")
     if int(m.sum()) != num_images:

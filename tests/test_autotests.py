@@ -1,0 +1,119 @@
+"""The grader's judges on real answers, in one process (no kernel, no nbgrader): the reference
+solutions pass every test, each known mistake fails the tests it should and names itself, and
+result files are read as untrusted data."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import nbformat
+import numpy as np
+import pytest
+from grading_fixtures import PROJECT_ROOT
+
+from tlcourse.grading.autotests import JudgeContext, registry
+from tlcourse.grading.budget import current_budget
+from tlcourse.grading.kernel.exchange import ERROR_KEY, read_arrays, write_arrays
+from tlcourse.grading.verdicts import verdict
+
+sys.path.insert(0, str(PROJECT_ROOT / "autograder" / "tests"))
+from corpus.mistakes import MISTAKES  # noqa: E402
+
+IN_PROCESS = ("01-preprocessing", "02-freezing")  # assignment 3 trains: graded in test_grading_*
+
+
+def _notebook(assignment: str, replace: dict[str, str] | None = None):
+    nb = nbformat.read(PROJECT_ROOT / "solutions" / assignment / f"{assignment}.ipynb", 4)
+    for cell in nb.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if replace and grade_id in replace:
+            cell.source = replace[grade_id]
+    return nb
+
+
+def _verdicts(assignment: str, context: JudgeContext, tmp_path, replace=None) -> dict:
+    """Run the notebook's cells here, each judged test's probe after its cell, then judge."""
+    tests = registry()[assignment].tests
+    inputs = registry()[assignment].inputs(context)
+    namespace: dict = {}
+    found = {}
+    for cell in _notebook(assignment, replace).cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type != "code":
+            continue
+        if meta.get("grade") and not meta.get("solution"):
+            test = tests[meta["grade_id"]]
+            try:
+                results = test.probe(namespace, inputs)
+            except AssertionError as error:
+                results = {ERROR_KEY: str(error)}
+            file = tmp_path / f"{meta['grade_id']}.npz"
+            write_arrays(file, results)
+            found[meta["grade_id"]] = verdict(test, file, inputs, context)
+        else:
+            exec(cell.source, namespace)
+    return found
+
+
+@pytest.fixture(scope="module")
+def context(cifar10_root, weights_npz):
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("TLCOURSE_DATA", str(cifar10_root / "cifar-10-batches-py"))
+        env.setenv("TLCOURSE_WEIGHTS", str(weights_npz))
+        yield JudgeContext(cifar10_root, weights_npz, current_budget(), seed=11)
+
+
+@pytest.mark.parametrize("assignment", IN_PROCESS)
+def test_the_reference_solution_passes_every_judge(assignment, context, tmp_path, monkeypatch):
+    monkeypatch.setenv("TLCOURSE_DATA", str(context.data))
+    monkeypatch.setenv("TLCOURSE_WEIGHTS", str(context.weights))
+    found = _verdicts(assignment, context, tmp_path)
+    assert set(found) == set(registry()[assignment].tests)
+    assert all(problem is None for problem in found.values()), found
+
+
+@pytest.mark.parametrize(
+    "mistake", [m for m in MISTAKES if m.assignment in IN_PROCESS], ids=lambda m: m.name
+)
+def test_each_known_mistake_fails_its_tests_with_its_name(mistake, context, tmp_path, monkeypatch):
+    monkeypatch.setenv("TLCOURSE_DATA", str(context.data))
+    monkeypatch.setenv("TLCOURSE_WEIGHTS", str(context.weights))
+    found = _verdicts(mistake.assignment, context, tmp_path, {mistake.cell: mistake.source})
+    failed = {grade_id for grade_id, problem in found.items() if problem is not None}
+    assert failed == set(mistake.lost), found
+    messages = " ".join(found[grade_id] for grade_id in failed)
+    for text in mistake.feedback:
+        assert text in messages, (text, messages)
+
+
+def test_inputs_depend_on_the_course_seed(context):
+    other = JudgeContext(context.data, context.weights, context.budget, seed=12)
+    first = registry()["01-preprocessing"].inputs(context)
+    second = registry()["01-preprocessing"].inputs(other)
+    assert not np.array_equal(first["images"], second["images"])
+    assert np.array_equal(first["images"], registry()["01-preprocessing"].inputs(context)["images"])
+
+
+def test_result_files_are_read_as_untrusted_data(tmp_path, context):
+    test = registry()["01-preprocessing"].tests["test_to_unit"]
+    inputs = registry()["01-preprocessing"].inputs(context)
+    outside = tmp_path / "outside.npz"
+    write_arrays(outside, {"images": inputs["images"] / 255.0})
+    link = tmp_path / "link.npz"
+    link.symlink_to(outside)
+    assert "stopped" in verdict(test, link, inputs, context)  # a link is not followed
+    pickled = tmp_path / "pickled.npz"
+    np.savez(pickled, images=np.array([object()], dtype=object))
+    assert "could not read" in verdict(test, pickled, inputs, context)
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(os.urandom(1000))
+    assert "could not read" in verdict(test, garbage, inputs, context)
+    missing_key = tmp_path / "missing.npz"
+    write_arrays(missing_key, {"other": np.zeros(3)})
+    assert "found no 'images'" in verdict(test, missing_key, inputs, context)
+    wrong_type = tmp_path / "text.npz"
+    write_arrays(wrong_type, {"images": np.array(["a"]), "extremes": np.array(["b"])})
+    assert verdict(test, wrong_type, inputs, context)  # text where numbers belong: a failure
+    with pytest.raises(ValueError, match="larger"):
+        read_arrays(outside, limit=100)

@@ -1,0 +1,166 @@
+"""Plain data from the objects a student's code returns: what a check needs, nothing more.
+
+Each function takes an object (a ``tf.data.Dataset``, a Keras model, a figure, a history, a
+config) and returns numbers, arrays and strings, so that the verdict can be computed from data
+alone, in another process. A function given the wrong kind of object raises ``AssertionError``
+with a message the student can act on (the same message at home and when graded).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+
+import numpy as np
+
+
+def array(value, what: str) -> np.ndarray:
+    """``value`` as a numeric numpy array (a tensor is converted); ``None`` is a missing return."""
+    if value is None:
+        raise AssertionError(f"{what} returned None: return the result (did you forget `return`?)")
+    if hasattr(value, "numpy"):
+        value = value.numpy()
+    try:
+        result = np.asarray(value)
+    except (TypeError, ValueError) as error:
+        raise AssertionError(f"{what} must return an array of numbers: {error}") from None
+    if result.dtype == object or not (
+        np.issubdtype(result.dtype, np.number) or result.dtype == bool
+    ):
+        raise AssertionError(f"{what} must return an array of numbers, got dtype {result.dtype}.")
+    return result
+
+
+def index_pair(result, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Two integer index arrays, as ``split`` must return them."""
+    if not isinstance(result, tuple | list) or len(result) != 2:
+        raise AssertionError(f"{what} must return two index arrays: (train_idx, val_idx).")
+    first, second = (array(part, what) for part in result)
+    for part in (first, second):
+        if part.ndim != 1 or not (np.issubdtype(part.dtype, np.integer) or part.size == 0):
+            raise AssertionError(f"{what} must return 1-D integer index arrays, got {part.dtype}.")
+    return first.astype(np.int64), second.astype(np.int64)
+
+
+def first_batch(dataset) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``(images, labels)`` batch of a ``tf.data.Dataset``."""
+    import tensorflow as tf
+
+    if not isinstance(dataset, tf.data.Dataset):
+        raise AssertionError(f"Expected a tf.data.Dataset, got {type(dataset).__name__}.")
+    batch = next(iter(dataset), None)
+    if not isinstance(batch, tuple | list) or len(batch) != 2:
+        raise AssertionError("The dataset must yield (images, labels) pairs.")
+    return array(batch[0], "the dataset's images"), array(batch[1], "the dataset's labels")
+
+
+def model_summary(model) -> dict[str, np.ndarray]:
+    """A Keras model's input and output shapes, its layers with weights, and conv1's kernel."""
+    import keras
+
+    if not isinstance(model, keras.Model):
+        raise AssertionError(f"Expected a keras.Model, got {type(model).__name__}.")
+    shape = lambda s: np.asarray([-1 if d is None else int(d) for d in s], np.int64)  # noqa: E731
+    summary = {
+        "input_shape": shape(model.input_shape),
+        "output_shape": shape(model.output_shape),
+        **layer_flags(model),
+    }
+    try:
+        summary["conv1_kernel"] = np.asarray(model.get_layer("conv1").get_weights()[0])
+    except (ValueError, IndexError):
+        summary["conv1_kernel"] = np.zeros((0,), np.float32)
+    return summary
+
+
+def layer_flags(model) -> dict[str, np.ndarray]:
+    """Names of the layers with weights and whether each trains."""
+    import keras
+
+    if not isinstance(model, keras.Model):
+        raise AssertionError(f"Expected a keras.Model, got {type(model).__name__}.")
+    layers = [layer for layer in model.layers if layer.weights]
+    return {
+        "layers": np.asarray([layer.name for layer in layers], dtype=str),
+        "trainable": np.asarray([bool(layer.trainable) for layer in layers], dtype=bool),
+    }
+
+
+def counts(result, what: str) -> np.ndarray:
+    """A ``(trainable, frozen)`` pair of integers."""
+    if not isinstance(result, tuple | list) or len(result) != 2:
+        raise AssertionError(f"{what} must return (trainable, frozen).")
+    try:
+        return np.asarray([int(part) for part in result], np.int64)
+    except (TypeError, ValueError):
+        raise AssertionError(f"{what} must return two integers, got {result!r}.") from None
+
+
+def integer(value, what: str) -> np.ndarray:
+    """An integer (numpy integers too); anything else is the student's mistake."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise AssertionError(f"{what} must be an integer, got {value!r}.")
+    return np.asarray(int(value), np.int64)
+
+
+def history(value) -> dict[str, np.ndarray]:
+    """A Keras history (its ``.history`` dict, or the dict) as float arrays per metric."""
+    value = getattr(value, "history", value)
+    if not isinstance(value, Mapping):
+        raise AssertionError(f"Expected a training history (a dict), got {type(value).__name__}.")
+    found = {}
+    for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        if name in value:
+            found[name] = array(list(value[name]), f"history[{name!r}]").astype(float)
+    return found
+
+
+def figure(fig) -> dict[str, np.ndarray]:
+    """How many panels a matplotlib figure has and how many lines each draws."""
+    from matplotlib.figure import Figure
+
+    if not isinstance(fig, Figure):
+        raise AssertionError(f"Expected a matplotlib Figure, got {type(fig).__name__}.")
+    return {"lines_per_axis": np.asarray([len(ax.lines) for ax in fig.axes], np.int64)}
+
+
+def config(value) -> dict[str, np.ndarray]:
+    """A training config's fields (a dataclass such as ``TrainConfig``) as plain values."""
+    if not dataclasses.is_dataclass(value) or isinstance(value, type):
+        raise AssertionError(f"Expected a TrainConfig, got {type(value).__name__}.")
+    found = {}
+    for field in dataclasses.fields(value):
+        item = getattr(value, field.name)
+        if isinstance(item, bool | int | float | str) and not (
+            isinstance(item, float) and not math.isfinite(item)
+        ):
+            found[field.name] = np.asarray(item)
+    return found
+
+
+def recompile_evidence(apply_freezing, weights=None) -> dict[str, np.ndarray]:
+    """Train a model once, ``apply_freezing(model, "E1")``, train again: what changed.
+
+    Keras reads ``trainable`` when it builds the train step, so a model that has trained once
+    keeps updating layers frozen afterwards until it is compiled again.
+    """
+    import keras
+
+    from tlcourse.models import transfer_model
+    from tlcourse.preprocessing import one_hot
+
+    model = transfer_model(classes=10, input_shape=(32, 32, 3), weights=weights or "imagenet")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 32, 32, 3)).astype(np.float32)
+    y = one_hot(np.arange(16) % 10, 10)
+    model.compile(keras.optimizers.Adam(1e-3), "categorical_crossentropy")
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    returned = apply_freezing(model, "E1")
+    model = returned if returned is not None else model
+    found = {**layer_flags(model), "compiled": np.asarray(bool(model.compiled))}
+    found["conv1_before"] = np.asarray(model.get_layer("conv1").get_weights()[0]).copy()
+    if model.compiled:
+        model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    found["conv1_after"] = np.asarray(model.get_layer("conv1").get_weights()[0])
+    return found

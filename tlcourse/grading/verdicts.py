@@ -1,0 +1,183 @@
+"""nbgrader preprocessors that decide test cells outside the student's kernel.
+
+:class:`ProbeTests` runs before :class:`~tlcourse.grading.execute.GuardedExecute`: for every
+test cell the grader has a judge for (:mod:`tlcourse.grading.autotests`), it writes the
+grader's inputs into the submission's folder, takes the hidden tests out of the cell (they
+never reach the kernel), and adds after it a cell that runs the test's probe
+(:mod:`tlcourse.grading.kernel.probe`). :class:`JudgeTests` runs after the execution: it removes
+those cells, reads each probe's results as untrusted data and judges them here, in the
+grader's process, on its own copy of the inputs. A judged test cell keeps what it printed in
+the notebook, but its points follow the judge alone: a failed judgement is the cell's one error
+(nbgrader then gives 0), a passed one leaves no error and no stderr output in the cell.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+from nbformat.v4 import new_code_cell, new_output
+from nbgrader.preprocessors import NbGraderPreprocessor
+
+from tlcourse.grading.autotests import JudgeContext, registry
+from tlcourse.grading.kernel.exchange import (
+    ERROR_KEY,
+    FOLDER,
+    INPUTS_FILE,
+    read_arrays,
+    result_name,
+    write_arrays,
+)
+
+_STATE = "tlcourse_verdicts"
+_HIDDEN = re.compile(
+    r"^[ \t]*### BEGIN HIDDEN TESTS.*?^[ \t]*### END HIDDEN TESTS[^\n]*\n?", re.M | re.S
+)
+PASSED_NOTE = "Checked by the grader, on its own inputs: passed.\n"
+NOTEBOOK_ERROR_NOTE = "In the notebook this cell stopped with {}: {}\n"
+
+
+def _folder(resources: dict) -> Path:
+    return Path((resources or {}).get("metadata", {}).get("path") or ".").resolve()
+
+
+def judge_context(resources: dict) -> JudgeContext:
+    """What the judges know: the grader's data and weights, the budget, the course's seed."""
+    from tlcourse.config import DATA_ENV, WEIGHTS_ENV
+    from tlcourse.grading.budget import current_budget
+    from tlcourse.grading.course import SETTINGS_FILE, read_settings
+    from tlcourse.grading.execute import course_root
+
+    course = course_root(resources, _folder(resources))
+    settings = read_settings(course) if (course / SETTINGS_FILE).is_file() else {}
+    path = lambda name: Path(os.environ[name]) if os.environ.get(name) else None  # noqa: E731
+    return JudgeContext(
+        data=path(DATA_ENV),
+        weights=path(WEIGHTS_ENV),
+        budget=current_budget(),
+        seed=int(settings.get("judge_seed", 0)),
+    )
+
+
+def _probe_cell(assignment: str, grade_id: str, folder: Path):
+    files = (str(folder / INPUTS_FILE), str(folder / result_name(grade_id)))
+    arguments = (assignment, grade_id, *files)
+    cell = new_code_cell(
+        "import tlcourse.grading.kernel.probe as _tlcourse_probe\n"
+        f"_tlcourse_probe.run{arguments!r}\n"
+        "del _tlcourse_probe"
+    )
+    cell.metadata["tlcourse_probe"] = grade_id
+    return cell
+
+
+def _fresh_folder(folder: Path) -> None:
+    """An empty exchange folder made by the grader (whatever the submission put there goes)."""
+    if folder.is_symlink() or folder.is_file():
+        folder.unlink()
+    elif folder.is_dir():
+        shutil.rmtree(folder)
+    folder.mkdir(mode=0o755)
+
+
+class ProbeTests(NbGraderPreprocessor):
+    """Before execution: inputs out, hidden tests out, a probe cell after each judged test."""
+
+    def preprocess(self, nb, resources):
+        assignment = registry().get(resources.get("nbgrader", {}).get("assignment", ""))
+        if assignment is None:
+            return nb, resources
+        context = judge_context(resources)
+        inputs = assignment.inputs(context)
+        folder = _folder(resources) / FOLDER
+        _fresh_folder(folder)
+        write_arrays(folder / INPUTS_FILE, inputs)
+        sources, cells = {}, []
+        for cell in nb.cells:
+            cells.append(cell)
+            grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+            if cell.cell_type == "code" and grade_id in assignment.tests and _is_test(cell):
+                sources[grade_id] = cell.source
+                cell.source = _HIDDEN.sub("", cell.source)
+                cells.append(_probe_cell(assignment.name, grade_id, folder))
+        nb.cells = cells
+        resources[_STATE] = {
+            "assignment": assignment,
+            "context": context,
+            "inputs": inputs,
+            "sources": sources,
+            "folder": folder,
+        }
+        return nb, resources
+
+
+def _is_test(cell) -> bool:
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return bool(meta.get("grade")) and not meta.get("solution")
+
+
+def verdict(test, result_file: Path, inputs, context: JudgeContext) -> str | None:
+    """``None`` when the test passes, else the message that explains why it did not."""
+    try:
+        results = read_arrays(result_file)
+    except FileNotFoundError:
+        return (
+            "The grader could not check this test: the notebook stopped (or was stopped) "
+            "before its answers could be run."
+        )
+    except ValueError as error:
+        return f"The grader could not read what the notebook returned: {error}."
+    if ERROR_KEY in results:
+        return str(results[ERROR_KEY])
+    try:
+        test.judge(results, inputs, context)
+    except AssertionError as error:
+        return str(error) or "the answer is wrong"
+    except KeyError as error:
+        return f"The grader found no {error} in what the notebook returned."
+    except Exception as error:  # noqa: BLE001 - untrusted data may break a check in any way
+        return f"The answer could not be checked ({type(error).__name__}: {error})."
+    return None
+
+
+def _shown(cell) -> list:
+    """A judged cell's own outputs, with errors and stderr turned into plain text."""
+    kept = []
+    for output in cell.get("outputs", []):
+        if output.output_type == "error":
+            text = NOTEBOOK_ERROR_NOTE.format(output.get("ename"), output.get("evalue"))
+            kept.append(new_output("stream", name="stdout", text=text))
+        elif output.output_type == "stream" and output.name == "stderr":
+            kept.append(new_output("stream", name="stdout", text=output.text))
+        else:
+            kept.append(output)
+    return kept
+
+
+class JudgeTests(NbGraderPreprocessor):
+    """After execution: probe cells out, each judged test decided here, its source back."""
+
+    def preprocess(self, nb, resources):
+        state = resources.pop(_STATE, None)
+        if state is None:
+            return nb, resources
+        nb.cells = [cell for cell in nb.cells if "tlcourse_probe" not in cell.metadata]
+        tests = state["assignment"].tests
+        for cell in nb.cells:
+            grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+            if grade_id not in state["sources"]:
+                continue
+            cell.source = state["sources"][grade_id]
+            file = state["folder"] / result_name(grade_id)
+            problem = verdict(tests[grade_id], file, state["inputs"], state["context"])
+            cell.outputs = _shown(cell)
+            if problem is None:
+                cell.outputs.append(new_output("stream", name="stdout", text=PASSED_NOTE))
+            else:
+                cell.outputs.append(
+                    new_output("error", ename="AssertionError", evalue=problem, traceback=[problem])
+                )
+        shutil.rmtree(state["folder"], ignore_errors=True)
+        return nb, resources
