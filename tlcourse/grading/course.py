@@ -2,15 +2,17 @@
 
 ``init_course(DIR)`` writes ``nbgrader_config.py`` (the repository's ``autograder/`` one),
 ``source/`` (the ``solutions/`` notebooks), the released student versions and the gradebook
-(nbgrader's own ``generate_assignment``), ``tlcourse-course.json`` (where data and weights are)
-and the grader's held-out images in ``grader/`` (never released: ``source/`` and ``release/``
-hold none of it).
+(nbgrader's own ``generate_assignment``), ``tlcourse-course.json`` (where data and weights are,
+the course's secret seed for the judges' inputs) and, in ``grader/`` (never released, never
+visible to a graded kernel), the held-out images and the kernels' view of the data: the
+training images only, so that no kernel can read the test set the held-out images come from.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import sys
 from pathlib import Path
@@ -25,6 +27,8 @@ CONFIG_FILE = "nbgrader_config.py"
 SETTINGS_FILE = "tlcourse-course.json"
 GRADER_DIR = "grader"
 HELDOUT_FILE = "heldout.npz"
+#: The data graded kernels see (``grader/kernel-data``): CIFAR-10's training images only.
+KERNEL_DATA_DIR = "kernel-data"
 #: Held-out images a class, from CIFAR-10's test set (the grader's validation data).
 HELDOUT_PER_CLASS = 100
 ASSIGNMENTS: tuple[str, ...] = ("01-preprocessing", "02-freezing", "03-finetuning")
@@ -146,6 +150,27 @@ def write_heldout(path: Path, data=None) -> Path:
     return path
 
 
+def write_kernel_data(folder: Path, data=None) -> Path:
+    """The graded kernels' data: the training images in the python layout, an empty test set.
+
+    The held-out images are drawn from CIFAR-10's test set; a kernel that could read it could
+    rebuild them, so the test set never reaches a kernel (the notebooks use only ``train``).
+    """
+    from tlcourse.cifar10_python import write_cifar10_python
+    from tlcourse.data import load_cifar10
+    from tlcourse.imageset import ImageSet
+
+    train, test = load_cifar10(data, download=False)
+    empty = ImageSet(test.images[:0], test.labels[:0], test.class_names)
+    return write_cifar10_python(folder, train, empty)
+
+
+def kernel_binds(course: Path) -> dict[str, str]:
+    """What a graded kernel of ``course`` reads: its data view and the weights (read-only)."""
+    environment = read_settings(course).get("kernel_environment", {})
+    return {path: path for path in environment.values()}
+
+
 def init_course(course: str | os.PathLike, *, data=None, weights=None, force: bool = False) -> Path:
     """Create a course directory: config, ``source/``, release and gradebook, held-out data.
 
@@ -176,8 +201,11 @@ def init_course(course: str | os.PathLike, *, data=None, weights=None, force: bo
     for name in ASSIGNMENTS:
         shutil.copytree(root / "solutions" / name, course / "source" / name, dirs_exist_ok=True)
     heldout = write_heldout(course / GRADER_DIR / HELDOUT_FILE, data_path)
+    kernel_data = write_kernel_data(course / GRADER_DIR / KERNEL_DATA_DIR, data_path)
     settings = {
         "environment": {DATA_ENV: str(data_path), WEIGHTS_ENV: str(weights_path)},
+        "kernel_environment": {DATA_ENV: str(kernel_data), WEIGHTS_ENV: str(weights_path)},
+        "judge_seed": secrets.randbelow(2**31),
         "data_sha256": sha256_of(data_path),
         "weights_sha256": sha256_of(weights_path),
         "heldout_sha256": sha256_of(heldout),
