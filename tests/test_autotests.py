@@ -102,13 +102,13 @@ def test_result_files_are_read_as_untrusted_data(tmp_path, context):
     write_arrays(outside, {"images": inputs["images"] / 255.0})
     link = tmp_path / "link.npz"
     link.symlink_to(outside)
-    assert "stopped" in verdict(test, link, inputs, context)  # a link is not followed
+    assert "did not finish" in verdict(test, link, inputs, context)  # a link: not followed
     pickled = tmp_path / "pickled.npz"
     np.savez(pickled, images=np.array([object()], dtype=object))
-    assert "could not read" in verdict(test, pickled, inputs, context)
+    assert "could not be read" in verdict(test, pickled, inputs, context)
     garbage = tmp_path / "garbage.npz"
     garbage.write_bytes(os.urandom(1000))
-    assert "could not read" in verdict(test, garbage, inputs, context)
+    assert "could not be read" in verdict(test, garbage, inputs, context)
     missing_key = tmp_path / "missing.npz"
     write_arrays(missing_key, {"other": np.zeros(3)})
     assert "found no 'images'" in verdict(test, missing_key, inputs, context)

@@ -69,6 +69,7 @@ def with_retries(call, what: str) -> dict:
 def execution_notes(notebook: Path) -> list[str]:
     """Notes on cells of the graded run that timed out, raised, or were stopped or tampered."""
     from tlcourse.grading.execute import INTEGRITY_ERROR, NOT_RUN_ERROR, OUTPUT_CUT_NOTE
+    from tlcourse.grading.verdicts import NOT_CHECKED
 
     output_cut = OUTPUT_CUT_NOTE.split(" here")[0]
 
@@ -97,7 +98,7 @@ def execution_notes(notebook: Path) -> list[str]:
             elif value.startswith("Grading integrity:"):
                 notes.append(f"{where}: {value}")
             elif meta.get("grade"):
-                if value.startswith("Known mistake:"):
+                if value.startswith(("Known mistake:", NOT_CHECKED)):
                     notes.append(f"{where}: {value}")
             else:
                 notes.append(

@@ -37,6 +37,10 @@ _HIDDEN = re.compile(
 )
 PASSED_NOTE = "Checked by the grader, on its own inputs: passed.\n"
 NOTEBOOK_ERROR_NOTE = "In the notebook this cell stopped with {}: {}\n"
+#: How a verdict that could not be reached begins (the instructor's report lists these).
+NOT_CHECKED = "The grader could not check this test: "
+#: Errors the grader itself puts in a cell (a time limit, a dead kernel): kept as they are.
+GRADER_ERRORS = ("CellTimeoutError", "KeyboardInterrupt", "TimeoutError", "KernelStopped")
 
 
 def _folder(resources: dict) -> Path:
@@ -118,17 +122,23 @@ def _is_test(cell) -> bool:
     return bool(meta.get("grade")) and not meta.get("solution")
 
 
-def verdict(test, result_file: Path, inputs, context: JudgeContext) -> str | None:
-    """``None`` when the test passes, else the message that explains why it did not."""
+def verdict(
+    test, result_file: Path, inputs, context: JudgeContext, stopped: str = ""
+) -> str | None:
+    """``None`` when the test passes, else the message that explains why it did not.
+
+    ``stopped`` says what ended the probe's cell early, when something did (a time limit).
+    """
     try:
         results = read_arrays(result_file)
     except FileNotFoundError:
+        why = f" ({stopped})" if stopped else ""
         return (
-            "The grader could not check this test: the notebook stopped (or was stopped) "
-            "before its answers could be run."
+            f"{NOT_CHECKED}running the answers on the grader's inputs did not finish{why}; "
+            "the notebook stopped, or was stopped, before that."
         )
     except ValueError as error:
-        return f"The grader could not read what the notebook returned: {error}."
+        return f"{NOT_CHECKED}what the notebook returned could not be read: {error}."
     if ERROR_KEY in results:
         return str(results[ERROR_KEY])
     try:
@@ -146,7 +156,9 @@ def _shown(cell) -> list:
     """A judged cell's own outputs, with errors and stderr turned into plain text."""
     kept = []
     for output in cell.get("outputs", []):
-        if output.output_type == "error":
+        if output.output_type == "error" and output.get("ename") in GRADER_ERRORS:
+            kept.append(output)
+        elif output.output_type == "error":
             text = NOTEBOOK_ERROR_NOTE.format(output.get("ename"), output.get("evalue"))
             kept.append(new_output("stream", name="stdout", text=text))
         elif output.output_type == "stream" and output.name == "stderr":
@@ -163,6 +175,13 @@ class JudgeTests(NbGraderPreprocessor):
         state = resources.pop(_STATE, None)
         if state is None:
             return nb, resources
+        stopped = {
+            cell.metadata["tlcourse_probe"]: f"{error.get('ename')}: {error.get('evalue')}"
+            for cell in nb.cells
+            if "tlcourse_probe" in cell.metadata
+            for error in cell.get("outputs", [])
+            if error.get("output_type") == "error"
+        }
         nb.cells = [cell for cell in nb.cells if "tlcourse_probe" not in cell.metadata]
         tests = state["assignment"].tests
         for cell in nb.cells:
@@ -171,7 +190,9 @@ class JudgeTests(NbGraderPreprocessor):
                 continue
             cell.source = state["sources"][grade_id]
             file = state["folder"] / result_name(grade_id)
-            problem = verdict(tests[grade_id], file, state["inputs"], state["context"])
+            problem = verdict(
+                tests[grade_id], file, state["inputs"], state["context"], stopped.get(grade_id, "")
+            )
             cell.outputs = _shown(cell)
             if problem is None:
                 cell.outputs.append(new_output("stream", name="stdout", text=PASSED_NOTE))

@@ -252,14 +252,16 @@ CASES: tuple[Case, ...] = (
             "_checks.check_unit_scaled = lambda *args, **kwargs: None\n" + WRONG_TO_UNIT,
         ),
         8,
-        ("tlcourse.grading.checks.check_unit_scaled was replaced",),
+        ("Known mistake: data not normalised",),
+        defence="the verdict is computed in the grader's process, not by the kernel's checks",
     ),
     Case(
         "patch-numpy",
         "monkey-patching numpy",
         answer("standardize", "np.allclose = lambda *args, **kwargs: True\n" + WRONG_STANDARDIZE),
         8,
-        ("numpy.allclose was replaced",),
+        ("Known mistake: data not standardised",),
+        defence="the grader's numpy is not the kernel's",
     ),
     Case(
         "patch-code",
@@ -271,7 +273,8 @@ CASES: tuple[Case, ...] = (
             + WRONG_LABELS,
         ),
         8,
-        ("the code of tlcourse.grading.checks.check_one_hot was changed",),
+        ("Known mistake: labels not one-hot",),
+        defence="the grader's checks are not the kernel's",
     ),
     Case(
         "silence-errors",
@@ -291,7 +294,7 @@ CASES: tuple[Case, ...] = (
             "    lambda lines: ['print(\"make_pipeline looks right\")\\n'])\n",
         ),
         8,
-        ("did not run to its end as written",),
+        ("test_make_pipeline", "could not check this test"),
     ),
     Case("fake-score", "printing a fake score and a forged pass token", _fake_score, 8),
     Case(
@@ -467,6 +470,11 @@ def main(argv: list[str] | None = None) -> int:
     args.output.write_text(json.dumps(record, indent=2) + "\n")
     return 0
 
+
+# Attacks on the verdict live in their own module, which builds on the helpers above.
+from corpus.forgeries import FORGERIES  # noqa: E402
+
+CASES = (*CASES, *FORGERIES)
 
 if __name__ == "__main__":
     raise SystemExit(main())
