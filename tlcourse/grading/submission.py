@@ -104,7 +104,7 @@ def execution_notes(notebook: Path) -> list[str]:
                 notes.append(
                     f"{where} raised {name}: {value}. Tests that need its results failed too."
                 )
-    return notes
+    return list(dict.fromkeys(notes))  # a cell that was stopped is said once
 
 
 def environment_errors(notebook: Path) -> list[str]:
