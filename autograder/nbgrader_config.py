@@ -59,7 +59,7 @@ c.Autograde.autograde_preprocessors = [
     "nbgrader.preprocessors.AssignLatePenalties",
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
-c.GuardedExecute.cpu_seconds = 900
-c.GuardedExecute.memory_mb = 6144
-c.GuardedExecute.processes = 256
+c.SandboxProvisioner.cpu_seconds = 900
+c.SandboxProvisioner.memory_mb = 6144
+c.SandboxProvisioner.processes = 256
 c.GuardedExecute.max_output_bytes = 1_000_000

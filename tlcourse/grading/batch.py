@@ -2,9 +2,11 @@
 
 Pre-flight first: before anyone is graded, one kernel in the students' sandbox checks the
 grader's environment (:mod:`~tlcourse.grading.preflight`); when it is broken nobody is graded
-and the batch stops with the cause and its fix. A set-up cell that fails the same way during
-the batch stops it too, and that submission keeps no grade: an error of the grader is never a
-student's 0.
+and the batch stops with the cause and its fix. Students' code runs only in the bubblewrap
+sandbox (:mod:`~tlcourse.grading.sandbox`): where it cannot start, nobody is graded unless the
+instructor asks for no isolation (``unsandboxed``), which every grade's provenance records. A
+set-up cell that fails the same way during the batch stops it too, and that submission keeps
+no grade: an error of the grader is never a student's 0.
 
 Resumable: a graded submission leaves ``grader/done/<assignment>/<student>.json`` with the
 sha256 of what was submitted; a rerun skips those whose files did not change, so they keep
@@ -18,8 +20,8 @@ uninterrupted run gives: what was not recorded done is graded again from scratch
 
 The instructor's report, ``grader/reports/<assignment>.json``, accumulates over batches: one
 row per student with the latest grade, its provenance (tlcourse version and commit, data and
-weights sha256, grading budget and seed, time) and the history of earlier grades; identical
-submissions are flagged across the whole class.
+weights sha256, grading budget and seed, what the sandbox enforced, time) and the history of
+earlier grades; identical submissions are flagged across the whole class.
 """
 
 from __future__ import annotations
@@ -56,7 +58,11 @@ from tlcourse.grading.intake import (
     notes_path,
     stage,
 )
-from tlcourse.grading.preflight import GradingEnvironmentError, check_environment
+from tlcourse.grading.preflight import (
+    GradingEnvironmentError,
+    check_environment,
+    sandbox_environment,
+)
 from tlcourse.hub import sha256sum
 from tlcourse.provenance import now_utc
 
@@ -70,6 +76,8 @@ class BatchResult:
     csv: Path | None = None
     report: Path | None = None
     seconds: float = 0.0
+    #: What isolated the kernels of this batch (the pre-flight's ``isolation``).
+    isolation: dict = field(default_factory=dict)
 
 
 class EnvironmentFailure(RuntimeError):
@@ -181,10 +189,27 @@ def batch_provenance(course: Path, preflight: dict, cell_timeout: int | None) ->
         "grading_budget": budget.name,
         "grading_seed": budget.seed,
         "cell_timeout": cell_timeout,
+        "isolation": preflight.get("isolation"),
         "kernel": {
             key: preflight.get(key) for key in ("python", "python_version", "tlcourse", "versions")
         },
     }
+
+
+def require_isolation(isolation: dict, unsandboxed: bool, log: Callable[[str], None]) -> dict:
+    """The pre-flight's isolation, if the batch may run with it; a warning when unsandboxed."""
+    if isolation.get("sandbox") is None and not unsandboxed:
+        raise GradingEnvironmentError(
+            "The course's config turns the sandbox off (c.SandboxProvisioner.isolate = False "
+            "in its nbgrader_config.py), so nobody was graded: students' code would run "
+            "without isolation. Remove that line, or pass --unsandboxed to grade like this."
+        )
+    if unsandboxed:
+        log(
+            "WARNING: --unsandboxed: students' code runs without isolation (limits only); "
+            "every grade's provenance says so."
+        )
+    return isolation
 
 
 def _die_with_parent() -> None:
@@ -204,12 +229,14 @@ def run_one(
     student: str,
     cell_timeout: int | None,
     running: set | None = None,
+    *,
+    sandboxed: bool = True,
 ) -> dict:
     """Grade one staged submission in a fresh Python process; its JSON result.
 
     The process writes to files, not pipes: a kernel that outlives it and holds its output
     open cannot keep the batch waiting. ``running`` holds the processes under way, so that an
-    interrupted batch can stop them.
+    interrupted batch can stop them. ``sandboxed=False``: its kernel runs without bubblewrap.
     """
     out_path, err_path = log_paths(course, assignment, student)
     result_path = out_path.with_suffix(".result.json")
@@ -218,7 +245,8 @@ def run_one(
     command = [sys.executable, "-m", "tlcourse.grading.submission", str(course), assignment]
     command += [student, f"--result={result_path}"]
     command += [f"--cell-timeout={cell_timeout}"] if cell_timeout else []
-    env = {**os.environ, **course_environment(course), "PYTHONUNBUFFERED": "1"}
+    env = {**sandbox_environment(sandboxed), **course_environment(course)}
+    env["PYTHONUNBUFFERED"] = "1"
     with open(out_path, "w+") as out, open(err_path, "w+") as err:
         process = subprocess.Popen(
             command,
@@ -291,14 +319,18 @@ def grade_class(
     csv: str | os.PathLike | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    unsandboxed: bool = False,
 ) -> BatchResult:
     """Grade every submission of ``assignment`` under ``submissions`` into ``course``.
 
     ``students`` limits the batch to those ids; ``regrade`` grades them again even when their
-    files did not change (after a fix of the grading environment, say).
+    files did not change (after a fix of the grading environment, say). ``unsandboxed``:
+    students' code runs without bubblewrap (limits only), for machines that lack it.
 
     Raises:
-        GradingEnvironmentError: the grader's environment is broken (nobody graded since).
+        GradingEnvironmentError: the grader's environment is broken (nobody graded since),
+            the sandbox cannot start, or the course's config turns it off without
+            ``unsandboxed``.
         CourseError: no submissions, two submissions with one id, an unknown student.
     """
     from tqdm import tqdm
@@ -332,7 +364,9 @@ def grade_class(
             todo.append((student, source, digest))
     if result.skipped:
         log(f"{len(result.skipped)} already graded and unchanged: skipped (--regrade grades them).")
-    preflight = check_environment(course) if todo else {}
+    preflight = check_environment(course, sandboxed=not unsandboxed) if todo else {}
+    if todo:
+        result.isolation = require_isolation(preflight.get("isolation") or {}, unsandboxed, log)
     provenance = batch_provenance(course, preflight, cell_timeout) if todo else {}
     staged = []
     for student, source, digest in todo:
@@ -345,7 +379,15 @@ def grade_class(
     try:
         with tqdm(total=len(staged), unit="notebook", disable=not progress, desc=assignment) as bar:
             futures = {
-                pool.submit(run_one, course, assignment, student, cell_timeout, running): (
+                pool.submit(
+                    run_one,
+                    course,
+                    assignment,
+                    student,
+                    cell_timeout,
+                    running,
+                    sandboxed=not unsandboxed,
+                ): (
                     student,
                     source,
                     digests,

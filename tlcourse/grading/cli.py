@@ -40,12 +40,24 @@ from tlcourse.grading.course import ASSIGNMENTS
     help="Seconds a cell may run (default: the course config's Execute.timeout).",
 )
 @click.option("--csv", type=click.Path(dir_okay=False), help="Default: COURSE/grades.csv.")
-def grade(assignment, students, course, submissions, regrade, workers, cell_timeout, csv) -> None:
+@click.option(
+    "--unsandboxed",
+    is_flag=True,
+    help="Run students' code without the bubblewrap sandbox, for a machine that lacks it "
+    "(install: apt-get install bubblewrap, or ./install.sh). Only the resource limits hold: "
+    "the code can read and change what you can, and reach the network. Every grade's "
+    "provenance records it.",
+)
+def grade(
+    assignment, students, course, submissions, regrade, workers, cell_timeout, csv, unsandboxed
+) -> None:
     """Autograde every submission of ASSIGNMENT (or only STUDENTS), write feedback and CSV.
 
-    First a pre-flight kernel checks the grading environment: when it is broken nobody is
-    graded. Rerunning skips submissions already graded whose files did not change, unless
-    --regrade. Exits non-zero when any submission was not graded.
+    Students' code runs in a bubblewrap sandbox (as an unprivileged user, no network, only
+    its own folder writable); where bubblewrap is missing or cannot run, nobody is graded
+    unless --unsandboxed. First a pre-flight kernel checks the grading environment: when it
+    is broken nobody is graded. Rerunning skips submissions already graded whose files did
+    not change, unless --regrade. Exits non-zero when any submission was not graded.
     """
     from tlcourse.grading.batch import grade_class
 
@@ -61,6 +73,7 @@ def grade(assignment, students, course, submissions, regrade, workers, cell_time
             csv=csv,
             progress=True,
             log=click.echo,
+            unsandboxed=unsandboxed,
         )
     except (TLCourseError, ValueError) as error:
         raise click.ClickException(str(error)) from error

@@ -3,7 +3,9 @@
 :class:`GuardedExecute` replaces ``nbgrader.preprocessors.Execute`` in the course's
 ``Autograde.autograde_preprocessors``. Around nbgrader's own execution it
 
-* starts the kernel in the sandbox (:class:`~tlcourse.grading.sandbox.SandboxedKernelManager`);
+* starts the kernel in the sandbox (:class:`~tlcourse.grading.sandbox.SandboxKernelManager`,
+  whose limits are ``SandboxProvisioner``'s traits), which shows it the course's data and
+  weights read-only and tells it where they are (:func:`kernel_view`);
 * runs a first cell that starts a :class:`~tlcourse.grading.guard.Guard` before any student
   code, and wraps each test cell so that it passes only if it ran to its end untampered and
   printed its token (checked here, outside the kernel; the tokens are then removed);
@@ -26,12 +28,13 @@ from nbformat.notebooknode import NotebookNode
 from nbformat.v4 import new_code_cell, new_output
 from nbgrader.preprocessors import Execute
 from nbgrader.utils import is_grade, is_solution
-from traitlets import Bool, Integer
+from traitlets import Integer
 
 from tlcourse.config import DATA_ENV, WEIGHTS_ENV
+from tlcourse.grading.budget import BUDGET_ENV, SEED_ENV
 from tlcourse.grading.folders import remove_irregular
 from tlcourse.grading.guard import TOKEN_PREFIX, token
-from tlcourse.grading.sandbox import SPEC_ENV, Limits, SandboxedKernelManager, SandboxSpec
+from tlcourse.grading.sandbox import SandboxKernelManager, kernel_config
 
 GUARD_NAME = "__tlcourse_guard__"
 INTEGRITY_ERROR = "GradingIntegrityError"
@@ -56,11 +59,24 @@ def course_root(resources: dict, cwd: Path) -> Path:
     return cwd.resolve().parents[2]
 
 
-def kernel_reads() -> list[str]:
-    """What a kernel must read wherever it lies: the data and the weights (its Python is
-    bound back by the sandbox itself, :func:`~tlcourse.grading.sandbox.python_reads`)."""
-    paths = [os.environ.get(DATA_ENV), os.environ.get(WEIGHTS_ENV)]
-    return [str(Path(path).resolve()) for path in paths if path]
+def kernel_view() -> tuple[dict[str, str], dict[str, str]]:
+    """What a graded kernel reads and is told: ``(read-only binds, environment)``.
+
+    The binds map a path in the sandbox to one on the host: the grader's data folder
+    (``$TLCOURSE_DATA``) and weights file (``$TLCOURSE_WEIGHTS``), each at its own path. The
+    environment names them, and gives the grading budget and seed (``$TLCOURSE_BUDGET``,
+    ``$TLCOURSE_SEED``) and TensorFlow's log level where the grader has them.
+    """
+    environment = {
+        name: str(Path(os.environ[name]).resolve())
+        for name in (DATA_ENV, WEIGHTS_ENV)
+        if os.environ.get(name)
+    }
+    read_only = {path: path for path in environment.values()}
+    for name in (BUDGET_ENV, SEED_ENV, "TF_CPP_MIN_LOG_LEVEL"):
+        if os.environ.get(name):
+            environment[name] = os.environ[name]
+    return read_only, environment
 
 
 class GuardedExecute(Execute):
@@ -70,25 +86,20 @@ class GuardedExecute(Execute):
         1_000_000, help="Output kept a cell; the rest is dropped with a note."
     ).tag(config=True)
 
-    sandbox = Bool(True, help="Run kernels in the sandbox (namespaces where available).").tag(
-        config=True
-    )
-    cpu_seconds = Integer(Limits.cpu_seconds, help="CPU seconds a kernel may use.").tag(config=True)
-    memory_mb = Integer(Limits.memory_mb, help="Memory (MiB) a kernel may use.").tag(config=True)
-    processes = Integer(Limits.processes, help="Processes and threads a kernel may run.").tag(
-        config=True
-    )
-    file_mb = Integer(Limits.file_mb, help="Largest file (MiB) a kernel may write.").tag(
-        config=True
-    )
-
     def __init__(self, *args, **kwargs):
-        kwargs.setdefault("kernel_manager_class", SandboxedKernelManager)
+        kwargs.setdefault("kernel_manager_class", SandboxKernelManager)
         # Output beyond the cap is read and dropped, which can outlast nbclient's 4 s wait for
         # it: wait longer, and grade the cell without what did not arrive.
         kwargs.setdefault("iopub_timeout", 60)
         kwargs.setdefault("raise_on_iopub_timeout", False)
         super().__init__(*args, **kwargs)
+
+    def create_kernel_manager(self):
+        """nbclient's kernel manager, its sandbox given this run's :func:`kernel_view`."""
+        km = super().create_kernel_manager()
+        read_only, environment = kernel_view()
+        km.config = kernel_config(self.config, read_only, environment)
+        return km
 
     # ------------------------------------------------------------------ the whole notebook
 
@@ -114,17 +125,6 @@ class GuardedExecute(Execute):
                 "del _tlcourse_guard"
             ),
         )
-        limits = Limits(
-            cpu_seconds=self.cpu_seconds,
-            memory_mb=self.memory_mb,
-            processes=self.processes,
-            file_mb=self.file_mb,
-        )
-        spec = SandboxSpec(
-            limits, hidden=[str(course_root(resources, cwd))], readable=kernel_reads()
-        )
-        spec.isolate = self.sandbox
-        os.environ[SPEC_ENV] = spec.dumps()
         self._stopped: str | None = None
         self._out_bytes: dict[int, int] = {}
         try:

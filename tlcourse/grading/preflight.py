@@ -2,12 +2,16 @@
 environment works.
 
 :func:`check_environment` starts a grading process of its own (``python -m
-tlcourse.grading.preflight COURSE``), which runs a one-cell notebook through the course's own
+tlcourse.grading.preflight COURSE``). It first makes a sandbox with the course's settings
+and reports what it enforces (:func:`~tlcourse.grading.sandbox.isolation`): a sandbox that
+cannot start (no bubblewrap, no user namespaces) is the grader's problem, named with its fix,
+never a student's 0. It checks that the sandbox's unprivileged user may read the data and
+weights the kernels are shown. Then it runs a one-cell notebook through the course's own
 ``GuardedExecute``: the same kernel, sandbox, limits, guard cell and course environment as a
 student's notebook. The cell imports ``tlcourse``, finds the data and the weights the course
 recorded (no download) and validates the weights. When anything fails, nobody is graded:
 :class:`GradingEnvironmentError` names each cause and its fix. What it reports on success
-(Python, versions, paths) goes into every grade's provenance.
+(Python, versions, paths, isolation) goes into every grade's provenance.
 """
 
 from __future__ import annotations
@@ -30,6 +34,13 @@ from tlcourse.grading.course import (
     course_environment,
     nbgrader_config,
     read_settings,
+)
+from tlcourse.grading.sandbox import (
+    UNSANDBOXED_ENV,
+    SandboxError,
+    SandboxUnavailable,
+    isolation,
+    unreadable_by_kernels,
 )
 from tlcourse.hub import sha256sum
 
@@ -95,11 +106,21 @@ FIXES = {
         "no graded kernel could run (the kernel did not start, or the sandbox refused it). "
         "Check that ipykernel is installed in the environment that runs tlcourse"
     ),
+    # the detail of these two is their fix
+    "sandbox": "graded kernels cannot start in their sandbox: {detail}",
+    "unreadable": "graded kernels cannot read what the course shows them: {detail}",
 }
 
 
 class GradingEnvironmentError(TLCourseError):
     """The grader's own environment is broken: nobody can be graded until it is fixed."""
+
+
+def sandbox_environment(sandboxed: bool) -> dict[str, str]:
+    """This process's environment for a grading process: with ``$TLCOURSE_UNSANDBOXED``
+    only when the instructor asked for no sandbox (never inherited from the shell)."""
+    env = {key: value for key, value in os.environ.items() if key != UNSANDBOXED_ENV}
+    return env if sandboxed else {**env, UNSANDBOXED_ENV: "1"}
 
 
 def environment_message(course: Path, problems: list[tuple[str, str]]) -> str:
@@ -110,9 +131,39 @@ def environment_message(course: Path, problems: list[tuple[str, str]]) -> str:
         "written). Fix it, then run the same command again:"
     ]
     for what, detail in problems:
-        fix = FIXES.get(what, FIXES["kernel"]).format(where=where.get(what), course=course)
-        lines.append(f"- {fix}.\n  The kernel said: {detail}")
+        template = FIXES.get(what, FIXES["kernel"])
+        fix = template.format(where=where.get(what), course=course, detail=detail)
+        said = "" if "{detail}" in template else f"\n  The kernel said: {detail}"
+        lines.append(f"- {fix.rstrip('.')}.{said}")
     return "\n".join(lines)
+
+
+def unreadable_message(paths: list[str], uid: int) -> str:
+    """The fix for files the sandbox's user may not read."""
+    shown = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+    tops = " ".join(sorted({path for path in paths[:3]}))
+    return (
+        f"the kernels run as an unprivileged user (uid {uid}, neither owner nor group of "
+        f"these files) that may not read {shown}. Make them readable to every user, e.g. "
+        f"chmod -R o+rX {tops} (folders above them need only o+x), then run the same "
+        "command again"
+    )
+
+
+def sandbox_problems(config) -> tuple[dict, list[tuple[str, str]]]:
+    """What the course's sandbox enforces here, and why graded kernels could not run in it
+    (it cannot start; its user may not read the data or weights shown to it)."""
+    from tlcourse.grading.execute import kernel_view
+
+    try:
+        isolated = isolation(config)
+    except (SandboxUnavailable, SandboxError) as error:
+        return {}, [("sandbox", str(error))]
+    read_only, _ = kernel_view()
+    hidden, uid = unreadable_by_kernels(list(read_only.values()), config)
+    if hidden:
+        return isolated, [("unreadable", unreadable_message(hidden, uid))]
+    return isolated, []
 
 
 def run_probe(course: Path) -> dict:
@@ -122,6 +173,9 @@ def run_probe(course: Path) -> dict:
     course = Path(course).resolve()
     apply_course_environment(course)
     config = nbgrader_config(course)
+    isolated, problems = sandbox_problems(config)
+    if problems:
+        return {"problems": problems}
     base = course / GRADER_DIR / "preflight"
     base.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(dir=base))
@@ -143,14 +197,18 @@ def run_probe(course: Path) -> dict:
         if output.get("output_type") == "stream":
             for line in output.get("text", "").splitlines():
                 if line.startswith(REPORT_PREFIX):
-                    return json.loads(line.removeprefix(REPORT_PREFIX))
+                    report = json.loads(line.removeprefix(REPORT_PREFIX))
+                    return {**report, "isolation": isolated}
         if output.get("output_type") == "error":
             return {"problems": [("kernel", f"{output.ename}: {output.evalue}")]}
     return {"problems": [("kernel", "the probe cell printed no report")]}
 
 
-def check_environment(course: str | os.PathLike) -> dict:
-    """Run the pre-flight in a process of its own: its report, or a GradingEnvironmentError."""
+def check_environment(course: str | os.PathLike, *, sandboxed: bool = True) -> dict:
+    """Run the pre-flight in a process of its own: its report, or a GradingEnvironmentError.
+
+    ``sandboxed=False``: the kernels of the process run without bubblewrap (limits only).
+    """
     course = Path(course).resolve()
     heldout = course / GRADER_DIR / HELDOUT_FILE
     expected = read_settings(course).get("heldout_sha256")
@@ -162,7 +220,13 @@ def check_environment(course: str | os.PathLike) -> dict:
         )
     command = [sys.executable, "-m", __name__, str(course)]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=PREFLIGHT_SECONDS)
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=PREFLIGHT_SECONDS,
+            env=sandbox_environment(sandboxed),
+        )
     except subprocess.TimeoutExpired:
         raise GradingEnvironmentError(
             environment_message(course, [("kernel", f"no answer within {PREFLIGHT_SECONDS} s")])
