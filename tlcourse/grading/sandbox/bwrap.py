@@ -3,7 +3,7 @@
 The sandbox gets new user, PID, network, IPC, UTS and (where the kernel has them) cgroup
 namespaces, a session of its own, no capability, no further user namespace, and dies with
 the process that started it. Inside, its processes are :data:`SANDBOX_UID` (the host sees
-the uid bubblewrap runs as). Its root is an empty tmpfs holding only:
+the uid bubblewrap runs as). Its root is an empty tmpfs, read-only once built, holding only:
 
 * ``/usr`` read-only, and ``/bin``, ``/sbin``, ``/lib*`` as the host has them (links into
   ``/usr``, or read-only folders); of ``/etc`` only :data:`ETC` and an ``/etc/passwd`` and
@@ -103,7 +103,7 @@ def command(
     # parents before what lies inside them; a writable folder after a read-only one above it
     for bind in sorted(binds, key=lambda b: (len(Path(b.dest).parts), b.writable, b.dest)):
         args += ["--bind" if bind.writable else "--ro-bind", bind.source, bind.dest]
-    args += ["--chdir", cwd or "/tmp", "--clearenv"]
+    args += ["--remount-ro", "/", "--chdir", cwd or "/tmp", "--clearenv"]
     for name, value in sorted(environment.items()):
         args += ["--setenv", name, value]
     return [*args, "--info-fd", str(fds["info"])]
