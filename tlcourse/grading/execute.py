@@ -1,31 +1,30 @@
-"""nbgrader's ``Execute``, hardened: sandboxed kernel, guarded test cells, bounded output.
+"""nbgrader's ``Execute``, hardened: a sandboxed kernel, bounded output, a dead kernel graded.
 
 :class:`GuardedExecute` replaces ``nbgrader.preprocessors.Execute`` in the course's
 ``Autograde.autograde_preprocessors``. Around nbgrader's own execution it
 
 * starts the kernel in the sandbox (:class:`~tlcourse.grading.sandbox.SandboxKernelManager`,
-  whose limits are ``SandboxProvisioner``'s traits), which shows it the course's data and
-  weights read-only and tells it where they are (:func:`kernel_view`);
-* runs a first cell that starts a :class:`~tlcourse.grading.guard.Guard` before any student
-  code, and wraps each test cell so that it passes only if it ran to its end untampered and
-  printed its token (checked here, outside the kernel; the tokens are then removed);
+  whose limits are ``SandboxProvisioner``'s traits), which shows it the course's view of the
+  data (the training images only) and the weights read-only and tells it where they are
+  (:func:`kernel_view`);
 * keeps at most :attr:`max_output_bytes` of each cell's output (gigabytes printed are dropped
   as they arrive, not held in the grader's memory);
 * grades a kernel that died (``os._exit``, CPU or memory limit) for the cells that ran before:
-  the rest are marked not run, nothing else is lost.
+  the rest are marked not run, nothing else is lost;
+* removes every link the kernel made in the submission's folder, before nbgrader writes there.
 
-The notebook nbgrader saves has the test cells' own source back and no guard cell.
+Test cells are not decided here: :mod:`tlcourse.grading.verdicts` judges them outside the
+kernel, before and after this preprocessor in the course's pipeline.
 """
 
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 
 from nbclient.exceptions import DeadKernelError
 from nbformat.notebooknode import NotebookNode
-from nbformat.v4 import new_code_cell, new_output
+from nbformat.v4 import new_output
 from nbgrader.preprocessors import Execute
 from nbgrader.utils import is_grade, is_solution
 from traitlets import Integer
@@ -33,11 +32,8 @@ from traitlets import Integer
 from tlcourse.config import DATA_ENV, WEIGHTS_ENV
 from tlcourse.grading.budget import BUDGET_ENV, SEED_ENV
 from tlcourse.grading.folders import remove_irregular
-from tlcourse.grading.guard import TOKEN_PREFIX, token
 from tlcourse.grading.sandbox import SandboxKernelManager, kernel_config
 
-GUARD_NAME = "__tlcourse_guard__"
-INTEGRITY_ERROR = "GradingIntegrityError"
 NOT_RUN_ERROR = "KernelStopped"
 OUTPUT_CUT_NOTE = "[tlcourse: output cut here: this cell printed more than {} kB]"
 
@@ -59,18 +55,24 @@ def course_root(resources: dict, cwd: Path) -> Path:
     return cwd.resolve().parents[2]
 
 
-def kernel_view() -> tuple[dict[str, str], dict[str, str]]:
+def kernel_view(course: Path | None = None) -> tuple[dict[str, str], dict[str, str]]:
     """What a graded kernel reads and is told: ``(read-only binds, environment)``.
 
-    The binds map a path in the sandbox to one on the host: the grader's data folder
-    (``$TLCOURSE_DATA``) and weights file (``$TLCOURSE_WEIGHTS``), each at its own path. The
-    environment names them, and gives the grading budget and seed (``$TLCOURSE_BUDGET``,
-    ``$TLCOURSE_SEED``) and TensorFlow's log level where the grader has them.
+    The binds map a path in the sandbox to one on the host, each at its own path: the course's
+    view of the data (the training images only, written by ``course init``) and the weights;
+    without a course, ``$TLCOURSE_DATA`` and ``$TLCOURSE_WEIGHTS``. The environment names them,
+    and gives the grading budget and seed (``$TLCOURSE_BUDGET``, ``$TLCOURSE_SEED``) and
+    TensorFlow's log level where the grader has them.
     """
+    from tlcourse.grading.course import SETTINGS_FILE, read_settings
+
+    recorded = {}
+    if course is not None and (course / SETTINGS_FILE).is_file():
+        recorded = read_settings(course).get("kernel_environment", {})
     environment = {
-        name: str(Path(os.environ[name]).resolve())
+        name: str(Path(recorded.get(name) or os.environ[name]).resolve())
         for name in (DATA_ENV, WEIGHTS_ENV)
-        if os.environ.get(name)
+        if recorded.get(name) or os.environ.get(name)
     }
     read_only = {path: path for path in environment.values()}
     for name in (BUDGET_ENV, SEED_ENV, "TF_CPP_MIN_LOG_LEVEL"):
@@ -80,7 +82,7 @@ def kernel_view() -> tuple[dict[str, str], dict[str, str]]:
 
 
 class GuardedExecute(Execute):
-    """Execute a submission in the sandbox, with each test cell's pass checked out here."""
+    """Execute a submission in the sandbox; bound its output; grade a dead kernel's cells."""
 
     max_output_bytes = Integer(
         1_000_000, help="Output kept a cell; the rest is dropped with a note."
@@ -97,7 +99,7 @@ class GuardedExecute(Execute):
     def create_kernel_manager(self):
         """nbclient's kernel manager, its sandbox given this run's :func:`kernel_view`."""
         km = super().create_kernel_manager()
-        read_only, environment = kernel_view()
+        read_only, environment = kernel_view(getattr(self, "_course", None))
         km.config = kernel_config(self.config, read_only, environment)
         return km
 
@@ -105,64 +107,13 @@ class GuardedExecute(Execute):
 
     def preprocess(self, nb, resources=None, km=None):
         cwd = Path((resources or {}).get("metadata", {}).get("path") or ".")
-        key = secrets.token_bytes(32)
-        key_file = cwd / f".tlcourse-guard-{secrets.token_hex(8)}"
-        key_file.write_bytes(key)
-        sources = {}
-        for index, cell in enumerate(nb.cells):
-            if is_test_cell(cell):
-                grade_id = cell.metadata.nbgrader.grade_id
-                sources[index] = cell.source
-                cell.source = (
-                    f"{GUARD_NAME}.enter({grade_id!r})\n{cell.source}\n"
-                    f"{GUARD_NAME}.leave({grade_id!r})"
-                )
-        nb.cells.insert(
-            0,
-            new_code_cell(
-                "import tlcourse.grading.guard as _tlcourse_guard\n"
-                f"{GUARD_NAME} = _tlcourse_guard.Guard.start({str(key_file.resolve())!r})\n"
-                "del _tlcourse_guard"
-            ),
-        )
+        self._course = course_root(resources, cwd)
         self._stopped: str | None = None
         self._out_bytes: dict[int, int] = {}
         try:
-            nb, resources = super().preprocess(nb, resources, km)
+            return super().preprocess(nb, resources, km)
         finally:
-            key_file.unlink(missing_ok=True)
             remove_irregular(cwd)  # links the kernel made: nbgrader writes and copies here next
-        guard_cell = nb.cells.pop(0)
-        failed = [o for o in guard_cell.get("outputs", []) if o.output_type == "error"]
-        if failed:
-            raise RuntimeError(
-                f"The grader's guard cell failed ({failed[0].ename}: {failed[0].evalue}); "
-                "nothing of the student's was graded. Check the grading environment."
-            )
-        for index, cell in enumerate(nb.cells):
-            if index in sources:
-                self._check_token(cell, key)
-                cell.source = sources[index]
-        return nb, resources
-
-    def _check_token(self, cell: NotebookNode, key: bytes) -> None:
-        """Pass only a test cell that printed its own token; remove every token line."""
-        grade_id = cell.metadata.nbgrader.grade_id
-        expected, seen = token(key, grade_id), False
-        for output in cell.outputs:
-            if output.output_type == "stream" and TOKEN_PREFIX in output.text:
-                lines = output.text.splitlines(keepends=True)
-                seen = seen or any(line.strip() == expected for line in lines)
-                output.text = "".join(line for line in lines if TOKEN_PREFIX not in line)
-        cell.outputs = [o for o in cell.outputs if o.output_type != "stream" or o.text]
-        if not seen and not any(o.output_type == "error" for o in cell.outputs):
-            cell.outputs.append(
-                _error(
-                    INTEGRITY_ERROR,
-                    "this test did not run to its end as written (its code was changed, "
-                    "skipped or silenced while it ran), so it scores 0.",
-                )
-            )
 
     # ------------------------------------------------------------------ one cell
 

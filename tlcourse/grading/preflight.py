@@ -7,7 +7,7 @@ and reports what it enforces (:func:`~tlcourse.grading.sandbox.isolation`): a sa
 cannot start (no bubblewrap, no user namespaces) is the grader's problem, named with its fix,
 never a student's 0. It checks that the sandbox's unprivileged user may read the data and
 weights the kernels are shown. Then it runs a one-cell notebook through the course's own
-``GuardedExecute``: the same kernel, sandbox, limits, guard cell and course environment as a
+``GuardedExecute``: the same kernel, sandbox, limits and course environment as a
 student's notebook. The cell imports ``tlcourse``, finds the data and the weights the course
 recorded (no download) and validates the weights. When anything fails, nobody is graded:
 :class:`GradingEnvironmentError` names each cause and its fix. What it reports on success
@@ -150,7 +150,7 @@ def unreadable_message(paths: list[str], uid: int) -> str:
     )
 
 
-def sandbox_problems(config) -> tuple[dict, list[tuple[str, str]]]:
+def sandbox_problems(config, course: Path | None = None) -> tuple[dict, list[tuple[str, str]]]:
     """What the course's sandbox enforces here, and why graded kernels could not run in it
     (it cannot start; its user may not read the data or weights shown to it)."""
     from tlcourse.grading.execute import kernel_view
@@ -159,7 +159,7 @@ def sandbox_problems(config) -> tuple[dict, list[tuple[str, str]]]:
         isolated = isolation(config)
     except (SandboxUnavailable, SandboxError) as error:
         return {}, [("sandbox", str(error))]
-    read_only, _ = kernel_view()
+    read_only, _ = kernel_view(course)
     hidden, uid = unreadable_by_kernels(list(read_only.values()), config)
     if hidden:
         return isolated, [("unreadable", unreadable_message(hidden, uid))]
@@ -173,7 +173,7 @@ def run_probe(course: Path) -> dict:
     course = Path(course).resolve()
     apply_course_environment(course)
     config = nbgrader_config(course)
-    isolated, problems = sandbox_problems(config)
+    isolated, problems = sandbox_problems(config, course)
     if problems:
         return {"problems": problems}
     base = course / GRADER_DIR / "preflight"

@@ -67,8 +67,8 @@ def with_retries(call, what: str) -> dict:
 
 
 def execution_notes(notebook: Path) -> list[str]:
-    """Notes on cells of the graded run that timed out, raised, or were stopped or tampered."""
-    from tlcourse.grading.execute import INTEGRITY_ERROR, NOT_RUN_ERROR, OUTPUT_CUT_NOTE
+    """Notes on cells of the graded run that timed out, raised, were stopped or failed a test."""
+    from tlcourse.grading.execute import NOT_RUN_ERROR, OUTPUT_CUT_NOTE
     from tlcourse.grading.verdicts import NOT_CHECKED
 
     output_cut = OUTPUT_CUT_NOTE.split(" here")[0]
@@ -93,10 +93,6 @@ def execution_notes(notebook: Path) -> list[str]:
             elif name == NOT_RUN_ERROR:
                 if value.startswith("stopped:"):
                     notes.append(f"{where}: {value} Later cells did not run and score 0.")
-            elif name == INTEGRITY_ERROR:
-                notes.append(f"{where}: grading integrity: {value}")
-            elif value.startswith("Grading integrity:"):
-                notes.append(f"{where}: {value}")
             elif meta.get("grade"):
                 if value.startswith(("Known mistake:", NOT_CHECKED)):
                     notes.append(f"{where}: {value}")
