@@ -117,3 +117,15 @@ def test_result_files_are_read_as_untrusted_data(tmp_path, context):
     assert verdict(test, wrong_type, inputs, context)  # text where numbers belong: a failure
     with pytest.raises(ValueError, match="larger"):
         read_arrays(outside, limit=100)
+
+
+def test_graded_kernels_see_the_training_images_and_an_empty_test_set(cifar10_root, tmp_path):
+    from tlcourse.data import load_cifar10
+    from tlcourse.grading.course import write_kernel_data
+
+    view = write_kernel_data(tmp_path / "kernel-data", cifar10_root / "cifar-10-batches-py")
+    train, test = load_cifar10(view, download=False)
+    full_train, full_test = load_cifar10(cifar10_root / "cifar-10-batches-py", download=False)
+    assert len(test) == 0 and len(full_test) == 10_000
+    assert np.array_equal(train.images, full_train.images)
+    assert np.array_equal(train.labels, full_train.labels)
