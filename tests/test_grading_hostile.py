@@ -96,6 +96,24 @@ def test_no_sandboxed_process_outlives_the_batch(hostile):
     found = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert "tlcourse.grading.sandbox" not in found
     assert "ipykernel_launcher" not in found  # kernels, fork-bomb children included
+    # Nothing of the batch's sandboxes is left, the survivor's included: no process works in
+    # the course (bubblewrap and all it started did), none runs as a sandbox uid, and no
+    # cgroup of a sandbox holds a task.
+    from tlcourse.grading.sandbox import SandboxProvisioner
+
+    first, count = SandboxProvisioner().uid_first, SandboxProvisioner().uid_count
+    left = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            cwd, uid = os.readlink(entry / "cwd"), entry.stat().st_uid
+            if cwd.startswith(str(hostile["course"])) or first <= uid < first + count:
+                left[entry.name] = ((entry / "cmdline").read_bytes()[:200], cwd, uid)
+        except (OSError, ValueError):
+            continue
+    assert left == {}
+    bases = [base for base in Path("/sys/fs/cgroup").iterdir() if base.is_dir()]
+    cgroups = [path for base in bases for path in base.rglob("tlcourse-*")]
+    assert [path for path in cgroups if (path / "cgroup.procs").read_text().strip()] == []
 
 
 def _grade_command(course: Path, submissions: Path) -> list[str]:

@@ -120,6 +120,13 @@ def _settings(path: Path, limits: Limits) -> dict[str, str]:
     }
 
 
+def _creator_alive(name: str) -> bool:
+    """Whether the grader that made cgroup ``name`` (``tlcourse-PID-...``) still runs: its
+    cgroup may be empty only because its sandbox has not entered it yet."""
+    pid = name.removeprefix(PREFIX).split("-")[0]
+    return pid.isdigit() and Path(f"/proc/{pid}").exists()
+
+
 @dataclass
 class Cgroups:
     """The cgroups of one sandbox (none where this process may make none)."""
@@ -133,8 +140,9 @@ class Cgroups:
         name = f"{PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
         for _, base in _bases():
             for stale in base.glob(f"{PREFIX}*"):
-                with contextlib.suppress(OSError):  # only an empty cgroup goes
-                    stale.rmdir()
+                if not _creator_alive(stale.name):
+                    with contextlib.suppress(OSError):  # only an empty cgroup goes
+                        stale.rmdir()
             path = base / name
             try:
                 path.mkdir()

@@ -8,11 +8,25 @@ the provisioner puts in a short private folder that the sandbox keeps writable).
 
 from __future__ import annotations
 
+from importlib.metadata import EntryPoint
+
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
+from jupyter_client.provisioning.factory import KernelProvisionerFactory
 from traitlets import CaselessStrEnum, default
 
 from tlcourse.grading.sandbox.provisioner import PROVISIONER_NAME
+
+# The provisioner is found by its entry point (pyproject.toml); where tlcourse runs from a
+# checkout without being installed there is none, and the factory learns it here.
+KernelProvisionerFactory.provisioners.setdefault(
+    PROVISIONER_NAME,
+    EntryPoint(
+        PROVISIONER_NAME,
+        "tlcourse.grading.sandbox.provisioner:SandboxProvisioner",
+        KernelProvisionerFactory.GROUP_NAME,
+    ),
+)
 
 
 class SandboxKernelSpecManager(KernelSpecManager):

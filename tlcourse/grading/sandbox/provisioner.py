@@ -49,7 +49,8 @@ PROVISIONER_NAME = "tlcourse-sandbox"
 #: Set (to 1) by ``tlcourse grade --unsandboxed`` for its grading processes: no bubblewrap.
 UNSANDBOXED_ENV = "TLCOURSE_UNSANDBOXED"
 #: What of the launching environment a kernel keeps (jupyter_client's session name). Not
-#: JPY_PARENT_PID: a pid of the host means nothing in the kernel's PID namespace.
+#: JPY_PARENT_PID: a pid of the host means nothing in the kernel's PID namespace, where its
+#: parent is PID 1 (bubblewrap's init), which ipykernel knows never to poll.
 KEPT = ("JPY_SESSION_NAME",)
 
 
@@ -127,13 +128,18 @@ class SandboxProvisioner(LocalProvisioner):
             _check_bwrap(settings.bwrap, settings.limits, self.uid_first, self.uid_count)
         return settings
 
-    def kernel_environment(self, launch_env: dict[str, str], python: str) -> dict[str, str]:
-        """The kernel's whole environment: nothing of the grader's but :data:`KEPT`, the
-        kernel spec's own variables and :attr:`environment`."""
+    def kernel_environment(
+        self, given: dict[str, str], launch_env: dict[str, str], python: str
+    ) -> dict[str, str]:
+        """The kernel's whole environment: nothing of the grader's own variables; only
+        :data:`KEPT` of those its caller ``given`` for the kernel, the kernel spec's own
+        variables (as ``launch_env`` has them, substituted) and :attr:`environment`."""
         home = self.sandbox.home if self.sandbox else "/tmp"
         spec = self.kernel_spec.env if self.kernel_spec else {}
-        kept = {name: launch_env[name] for name in [*KEPT, *spec] if name in launch_env}
-        return {**base_environment(home, python), **kept, **self.environment}
+        kept = {name: given[name] for name in KEPT if name in given}
+        kept |= {name: launch_env[name] for name in spec if name in launch_env}
+        parent = {"JPY_PARENT_PID": "1"} if self.sandbox and self.sandbox.isolated else {}
+        return {**base_environment(home, python), **parent, **kept, **self.environment}
 
     # ------------------------------------------------------------------ jupyter_client hooks
 
@@ -147,12 +153,13 @@ class SandboxProvisioner(LocalProvisioner):
             km.transport = "ipc"
             km.ip = os.path.join(self.socket_dir, "k")
             km.connection_file = os.path.join(self.socket_dir, "kernel.json")
+        given = dict(kwargs.get("env") or {})  # what the caller gave the kernel, if anything
         kwargs = await super().pre_launch(**kwargs)
         writable = [self.socket_dir] if self.socket_dir else []
         self.sandbox = Sandbox.open(settings, kwargs.get("cwd"), writable)
         try:
             argv = kernel_command(kwargs.pop("cmd"))
-            environment = self.kernel_environment(kwargs.get("env", {}), argv[0])
+            environment = self.kernel_environment(given, kwargs.get("env", {}), argv[0])
             cmd, popen = self.sandbox.command(argv, environment)
         except BaseException:
             self.sandbox.close()
@@ -210,7 +217,7 @@ def _check_bwrap(bwrap: str, limits: Limits, uid_first: int, uid_count: int) -> 
         done = run(settings, ["/bin/true"], timeout=30)
     except OSError as error:
         raise SandboxUnavailable(
-            f"bubblewrap ({settings.bwrap}) could not run: {error}. {FIX}"
+            f"the sandbox (bubblewrap: {settings.bwrap}) could not be set up: {error}. {FIX}"
         ) from error
     if done.returncode != 0:
         raise SandboxUnavailable(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -22,6 +23,9 @@ from tlcourse.grading.sandbox.launch import Sandbox, Settings, base_environment
 from tlcourse.grading.sandbox.limits import available
 from tlcourse.grading.sandbox.provisioner import SandboxProvisioner
 from tlcourse.grading.sandbox.users import HostUser, unreadable
+
+#: Longest wait for the probe's report.
+PROBE_SECONDS = 60
 
 PROBE = r"""
 import json, os, socket, sys
@@ -55,9 +59,12 @@ def _probe(settings: Settings, port: int) -> tuple[dict, int]:
         pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
         with subprocess.Popen(cmd, text=True, **pipes, **popen) as process:
             sandbox.started(process.pid)
-            line = process.stdout.readline()
-            uid = host_uid(sandbox.kernel_pid) if sandbox.kernel_pid else -1
-            out, err = process.communicate("", timeout=60)
+            ready, _, _ = select.select([process.stdout], [], [], PROBE_SECONDS)
+            line = process.stdout.readline() if ready else ""
+            uid = host_uid(sandbox.kernel_pid) if line and sandbox.kernel_pid else -1
+            if not line:
+                sandbox.kill()
+            out, err = process.communicate("", timeout=PROBE_SECONDS)
         if not line:
             raise RuntimeError(f"the isolation probe failed: {err.strip()[-2000:]}")
         return json.loads(line), uid
