@@ -472,9 +472,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # Attacks on the verdict live in their own module, which builds on the helpers above.
+from corpus.escapes import ESCAPES  # noqa: E402  (attacks on the sandbox)
 from corpus.forgeries import FORGERIES  # noqa: E402
 
-CASES = (*CASES, *FORGERIES)
+CASES = (*CASES, *FORGERIES, *ESCAPES)
 
 if __name__ == "__main__":
     raise SystemExit(main())
