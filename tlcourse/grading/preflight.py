@@ -1,8 +1,10 @@
 """Pre-flight: before anyone is graded, one kernel in the students' sandbox proves the grader's
 environment works.
 
-:func:`check_environment` starts a grading process of its own (``python -m
-tlcourse.grading.preflight COURSE``). It first makes a sandbox with the course's settings
+:func:`check_environment` first checks what the grader itself reads (its held-out images; the
+data and weights the course recorded for it: kernels are shown the course's own view of them),
+then starts a grading process of its own (``python -m tlcourse.grading.preflight COURSE``).
+That process first makes a sandbox with the course's settings
 and reports what it enforces (:func:`~tlcourse.grading.sandbox.isolation`): a sandbox that
 cannot start (no bubblewrap, no user namespaces) is the grader's problem, named with its fix,
 never a student's 0. It checks that the sandbox's unprivileged user may read the data and
@@ -26,6 +28,7 @@ from pathlib import Path
 
 from nbformat.v4 import new_code_cell, new_notebook
 
+from tlcourse.config import DATA_ENV, WEIGHTS_ENV
 from tlcourse.errors import TLCourseError
 from tlcourse.grading.course import (
     GRADER_DIR,
@@ -204,6 +207,26 @@ def run_probe(course: Path) -> dict:
     return {"problems": [("kernel", "the probe cell printed no report")]}
 
 
+def graders_files_problems(course: Path) -> list[tuple[str, str]]:
+    """What is wrong with the data and weights the grader itself reads (its judges, the
+    provenance): kernels are shown the course's own view of them, so their probe cannot tell."""
+    from tlcourse.weights import read_weights_file, validate_state_dict
+
+    recorded = course_environment(course)
+    found = []
+    for what, name in (("data", DATA_ENV), ("weights", WEIGHTS_ENV)):
+        path = recorded.get(name)
+        if not path or not os.path.exists(path):
+            found.append((what, f"the grader found nothing at {path}"))
+    weights = recorded.get(WEIGHTS_ENV)
+    if weights and os.path.isfile(weights):
+        try:
+            validate_state_dict(read_weights_file(weights), source=weights)
+        except Exception as error:  # noqa: BLE001 - whatever is wrong with them, say it
+            found.append(("weights", f"the grader's check: {type(error).__name__}: {error}"))
+    return found
+
+
 def check_environment(course: str | os.PathLike, *, sandboxed: bool = True) -> dict:
     """Run the pre-flight in a process of its own: its report, or a GradingEnvironmentError.
 
@@ -218,6 +241,9 @@ def check_environment(course: str | os.PathLike, *, sandboxed: bool = True) -> d
             f"The grader's held-out images {heldout} {state}, so nobody was graded. Recreate "
             f"them with: tlcourse course init {course} --force"
         )
+    problems = graders_files_problems(course)
+    if problems:
+        raise GradingEnvironmentError(environment_message(course, problems))
     command = [sys.executable, "-m", __name__, str(course)]
     try:
         done = subprocess.run(
