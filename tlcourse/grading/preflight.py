@@ -4,16 +4,16 @@ environment works.
 :func:`check_environment` first checks what the grader itself reads (its held-out images; the
 data and weights the course recorded for it: kernels are shown the course's own view of them),
 then starts a grading process of its own (``python -m tlcourse.grading.preflight COURSE``).
-That process first makes a sandbox with the course's settings
-and reports what it enforces (:func:`~tlcourse.grading.sandbox.isolation`): a sandbox that
-cannot start (no bubblewrap, no user namespaces) is the grader's problem, named with its fix,
-never a student's 0. It checks that the sandbox's unprivileged user may read the data and
-weights the kernels are shown. Then it runs a one-cell notebook through the course's own
-``GuardedExecute``: the same kernel, sandbox, limits and course environment as a
-student's notebook. The cell imports ``tlcourse``, finds the data and the weights the course
-recorded (no download) and validates the weights. When anything fails, nobody is graded:
-:class:`GradingEnvironmentError` names each cause and its fix. What it reports on success
-(Python, versions, paths, isolation) goes into every grade's provenance.
+That process makes a sandbox with the course's settings and reports what it enforces
+(:func:`~tlcourse.grading.sandbox.isolation`): a sandbox that cannot start (no bubblewrap, no
+user namespaces) is the grader's problem, named with its fix, never a student's 0. It checks
+that the sandbox's unprivileged user may read the data and weights the kernels are shown.
+Then it runs a one-cell notebook through the course's own ``GuardedExecute``: the same
+kernel, sandbox, limits and course environment as a student's notebook. The cell imports
+``tlcourse``, finds the data and the weights the course recorded (no download) and validates
+the weights. When anything fails, nobody is graded: :class:`GradingEnvironmentError` names
+each cause and its fix. What it reports on success (Python, versions, paths, isolation) goes
+into every grade's provenance.
 """
 
 from __future__ import annotations
