@@ -1,7 +1,7 @@
 """Calibrate assignment 3's accuracy thresholds: grade the reference solution over seeds.
 
 Each seed grades ``solutions/03-finetuning`` exactly as a student's submission is graded
-(``tlcourse.grading.batch.run_one``: nbgrader autograde under the grading budget, then the
+(``tlcourse.grading.grade.pool.run_one``: nbgrader autograde under the grading budget, then the
 grader's held-out evaluation), with ``$TLCOURSE_SEED`` choosing the data subset, the split
 and the training seed. One JSON record a seed goes to ``--out`` with provenance; the summary
 (mean and spread) is printed and written as ``calibration.json``.
@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 
 from tlcourse import provenance
-from tlcourse.grading.batch import run_one
-from tlcourse.grading.budget import SEED_ENV, current_budget
-from tlcourse.grading.course import check_course, repo_root
-from tlcourse.grading.intake import stage
+from tlcourse.grading.grade.course import check_course, repo_root
+from tlcourse.grading.grade.intake import stage
+from tlcourse.grading.grade.pool import run_one
+from tlcourse.grading.student.budget import SEED_ENV, current_budget
 from tlcourse.train import write_json_atomic
 
 ASSIGNMENT = "03-finetuning"

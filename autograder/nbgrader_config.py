@@ -38,20 +38,21 @@ c.Execute.interrupt_on_timeout = True
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
-    "tlcourse.grading.feedback.HideHiddenTests",
-    "tlcourse.grading.feedback.GraderNotes",
+    "tlcourse.grading.preprocessors.feedback.HideHiddenTests",
+    "tlcourse.grading.preprocessors.feedback.GraderNotes",
 ]
 
-# Execution: nbgrader's Execute, hardened (tlcourse.grading.execute). Each kernel runs in a
-# sandbox (no network, the course directory out of sight, everything read-only but the
-# submission's folder) with these limits; a cell keeps at most 1 MB of output. Test cells are
-# judged outside the kernel (tlcourse.grading.verdicts): ProbeTests adds, after each test cell,
-# a cell that records the student's answers on the grader's inputs as plain data; JudgeTests
-# checks that data in the grader's own process, and its verdict alone gives the cell's points.
+# Execution: nbgrader's Execute, hardened (tlcourse.grading.preprocessors.execute). Each
+# kernel runs in the bubblewrap sandbox (no network, no course directory, everything read-only
+# but the submission's folder) with the limits below; a cell keeps at most 1 MB of output.
+# Test cells are judged outside the kernel (tlcourse.grading.preprocessors.verdicts):
+# ProbeTests adds, after each test cell, a cell that records the student's answers on the
+# grader's inputs as plain data; JudgeTests checks that data in the grader's own process, and
+# its verdict alone gives the cell's points.
 c.Autograde.autograde_preprocessors = [
-    "tlcourse.grading.verdicts.ProbeTests",
-    "tlcourse.grading.execute.GuardedExecute",
-    "tlcourse.grading.verdicts.JudgeTests",
+    "tlcourse.grading.preprocessors.verdicts.ProbeTests",
+    "tlcourse.grading.preprocessors.execute.GuardedExecute",
+    "tlcourse.grading.preprocessors.verdicts.JudgeTests",
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",

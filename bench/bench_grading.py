@@ -26,9 +26,9 @@ from pathlib import Path
 
 from tlcourse import provenance
 from tlcourse.analysis import grading_speed_table
-from tlcourse.grading.batch import grade_class, run_one
-from tlcourse.grading.course import ASSIGNMENTS, init_course, repo_root
-from tlcourse.grading.intake import stage
+from tlcourse.grading.grade.course import ASSIGNMENTS, init_course, repo_root
+from tlcourse.grading.grade.intake import stage
+from tlcourse.grading.grade.pool import grade_class, run_one
 from tlcourse.train import write_json_atomic
 
 

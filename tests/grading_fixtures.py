@@ -136,8 +136,8 @@ def graded_course(tmp_path_factory, cifar10_root: Path, weights_npz: Path) -> Gr
     import sys
 
     sys.path.insert(0, str(PROJECT_ROOT / "autograder" / "tests"))
-    from tlcourse.grading.batch import grade_class
-    from tlcourse.grading.course import init_course
+    from tlcourse.grading.grade.course import init_course
+    from tlcourse.grading.grade.pool import grade_class
 
     root = tmp_path_factory.mktemp("grading")
     (root / "elsewhere").mkdir()
@@ -170,7 +170,7 @@ def graded_course(tmp_path_factory, cifar10_root: Path, weights_npz: Path) -> Gr
 @pytest.fixture(scope="session")
 def fresh_course(tmp_path_factory, cifar10_root: Path, weights_npz: Path) -> Path:
     """A course nobody was graded in yet (tests grade a copy of it)."""
-    from tlcourse.grading.course import init_course
+    from tlcourse.grading.grade.course import init_course
 
     root = tmp_path_factory.mktemp("fresh-course")
     with pytest.MonkeyPatch.context() as env:

@@ -13,9 +13,9 @@ import pytest
 from grading_fixtures import PROJECT_ROOT
 
 from tlcourse.grading.autotests import JudgeContext, registry
-from tlcourse.grading.budget import current_budget
 from tlcourse.grading.kernel.exchange import ERROR_KEY, read_arrays, write_arrays
-from tlcourse.grading.verdicts import verdict
+from tlcourse.grading.preprocessors.verdicts import verdict
+from tlcourse.grading.student.budget import current_budget
 
 sys.path.insert(0, str(PROJECT_ROOT / "autograder" / "tests"))
 from corpus.mistakes import MISTAKES  # noqa: E402
@@ -121,7 +121,7 @@ def test_result_files_are_read_as_untrusted_data(tmp_path, context):
 
 def test_graded_kernels_see_the_training_images_and_an_empty_test_set(cifar10_root, tmp_path):
     from tlcourse.data import load_cifar10
-    from tlcourse.grading.course import write_kernel_data
+    from tlcourse.grading.grade.course import write_kernel_data
 
     view = write_kernel_data(tmp_path / "kernel-data", cifar10_root / "cifar-10-batches-py")
     train, test = load_cifar10(view, download=False)

@@ -2,7 +2,7 @@
 
 Every test reads the one session-scoped graded course (``graded_course``): its gradebook,
 feedback HTML and CSV come from real ``nbgrader autograde``/``generate_feedback``/``export``
-runs started by ``tlcourse.grading.batch.grade_class``.
+runs started by ``tlcourse.grading.grade.pool.grade_class``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ sys.path.insert(0, str(PROJECT_ROOT / "autograder" / "tests"))
 from corpus.mistakes import MISTAKES  # noqa: E402
 
 from tlcourse.grading.autotests import registry  # noqa: E402
-from tlcourse.grading.verdicts import PASSED_NOTE  # noqa: E402
+from tlcourse.grading.preprocessors.verdicts import PASSED_NOTE  # noqa: E402
 
 
 def grade_cells(assignment: str) -> dict[str, dict]:
@@ -108,9 +108,9 @@ def test_feedback_shows_the_graders_verdicts_and_none_of_its_machinery(graded_co
 @pytest.mark.slow
 def test_accuracy_is_the_graders_own_evaluation(graded_course, tmp_path):
     """The score comes from the weights alone: random weights score 0 whatever was printed."""
-    from tlcourse.grading import accuracy
-    from tlcourse.grading.course import SETTINGS_FILE
-    from tlcourse.grading.handin import save_for_grading
+    from tlcourse.grading.grade import accuracy
+    from tlcourse.grading.grade.course import SETTINGS_FILE
+    from tlcourse.grading.student.handin import save_for_grading
     from tlcourse.models import transfer_model
     from tlcourse.train import TrainConfig
 

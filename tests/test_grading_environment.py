@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from grading_fixtures import exercise, solution
 
 from tlcourse.cli import main
-from tlcourse.grading.course import SETTINGS_FILE
+from tlcourse.grading.grade.course import SETTINGS_FILE
 
 A = "01-preprocessing"
 
@@ -107,8 +107,8 @@ def test_a_broken_environment_grades_nobody_and_names_the_fix(
 def test_an_environment_that_breaks_during_the_batch_stops_it_and_keeps_no_grade(
     course, tmp_path, cifar10_root, monkeypatch
 ):
-    import tlcourse.grading.batch as batch
-    from tlcourse.grading.preflight import GradingEnvironmentError
+    import tlcourse.grading.grade.pool as batch
+    from tlcourse.grading.grade.preflight import GradingEnvironmentError
 
     data = tmp_path / "disk" / "cifar-10-batches-py"
     shutil.copytree(cifar10_root / "cifar-10-batches-py", data)

@@ -148,7 +148,7 @@ def test_a_killed_batch_rerun_gives_the_grades_of_an_uninterrupted_one(
     tmp_path, cifar10_root, weights_npz, sig
 ):
     """Kill the batch while it grades its second notebook, rerun it: the same grades."""
-    from tlcourse.grading.course import init_course
+    from tlcourse.grading.grade.course import init_course
 
     course = init_course(
         tmp_path / "course",

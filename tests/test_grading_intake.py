@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tlcourse.grading import checks
-from tlcourse.grading.budget import BUDGET_ENV, SEED_ENV, current_budget
-from tlcourse.grading.course import ASSIGNMENTS
-from tlcourse.grading.intake import find_submissions, grade_ids, notes_path, stage
+from tlcourse.grading.grade.course import ASSIGNMENTS
+from tlcourse.grading.grade.intake import find_submissions, grade_ids, notes_path, stage
+from tlcourse.grading.student import checks
+from tlcourse.grading.student.budget import BUDGET_ENV, SEED_ENV, current_budget
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 A = "01-preprocessing"
@@ -109,7 +109,7 @@ def test_folders_with_underscores_are_students_verbatim_and_strays_are_named(tmp
 
 
 def test_two_submissions_with_one_id_are_refused_naming_both(tmp_path):
-    from tlcourse.grading.course import CourseError
+    from tlcourse.grading.grade.course import CourseError
 
     _zip(tmp_path / "ann_lee.zip", {f"{A}.ipynb": "{}"})
     (tmp_path / "ann_lee" / A).mkdir(parents=True)
@@ -142,7 +142,7 @@ def test_no_submissions_is_an_error_that_says_the_layout(tmp_path):
 def test_data_inside_the_course_is_refused_before_anything_is_written(
     tmp_path, weights_npz, cifar10_root
 ):
-    from tlcourse.grading.course import CourseError, init_course
+    from tlcourse.grading.grade.course import CourseError, init_course
 
     course = tmp_path / "course"
     inside = course / "weights.npz"

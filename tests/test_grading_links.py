@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from grading_fixtures import solution
 
 from tlcourse.cli import main
-from tlcourse.grading.folders import copy_regular_files, regular_files, remove_irregular
+from tlcourse.grading.grade.folders import copy_regular_files, regular_files, remove_irregular
 
 A = "01-preprocessing"
 

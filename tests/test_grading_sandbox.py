@@ -27,7 +27,7 @@ from click.testing import CliRunner
 from grading_fixtures import PROJECT_ROOT
 from traitlets.config import Config
 
-from tlcourse.grading.integrity import restore_graded_cells
+from tlcourse.grading.grade.integrity import restore_graded_cells
 from tlcourse.grading.sandbox import (
     SandboxKernelManager,
     SandboxProvisioner,
@@ -459,7 +459,7 @@ def test_isolation_reports_what_this_machine_enforces():
 def test_the_course_config_reaches_the_provisioner_through_guarded_execute(tmp_path, monkeypatch):
     from traitlets.config.loader import PyFileConfigLoader
 
-    from tlcourse.grading.execute import GuardedExecute
+    from tlcourse.grading.preprocessors.execute import GuardedExecute
 
     data, work = tmp_path / "data", tmp_path / "work"
     data.mkdir()

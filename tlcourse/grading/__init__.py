@@ -1,24 +1,20 @@
-"""Auto-graded exercises: the grading budget, the checks the notebooks' tests call, and the
-instructor's side (course directory, intake, parallel autograding, accuracy, feedback, export).
+"""Auto-graded exercises, arranged by where each piece of code runs.
 
-Modules, one job each:
-
-* :mod:`~tlcourse.grading.budget`: how much data and how many epochs a notebook uses
-  (``$TLCOURSE_BUDGET``: ``grading`` by default, ``full`` at home);
-* :mod:`~tlcourse.grading.checks`: checks the notebooks' test cells call; each failure names a
-  known mistake and its fix;
-* :mod:`~tlcourse.grading.handin`: what the fine-tuning notebook saves for the grader;
+* :mod:`~tlcourse.grading.student`: what the notebooks import, at home and when graded: the
+  grading budget (``$TLCOURSE_BUDGET``), the checks of the visible test cells (each failure
+  names a known mistake and its fix), and what the fine-tuning notebook hands in;
+* :mod:`~tlcourse.grading.kernel`: what runs inside a graded kernel beside the student's code:
+  the probes that record the student's answers on the grader's inputs as plain data;
+* :mod:`~tlcourse.grading.autotests`: each assignment's tests: a probe (in the kernel) and a
+  judge (in the grader's process) for every test cell;
+* :mod:`~tlcourse.grading.preprocessors`: nbgrader preprocessors named in
+  ``autograder/nbgrader_config.py``: the sandboxed execution, the verdicts judged outside the
+  kernel, the feedback;
+* :mod:`~tlcourse.grading.sandbox`: the bubblewrap sandbox every graded kernel starts in (a
+  jupyter_client kernel provisioner);
+* :mod:`~tlcourse.grading.grade`: the instructor's side: the course directory, intake of
+  submissions, the pre-flight, one submission graded in a process of its own, the class in
+  parallel (resumable), the grader's own accuracy, the gradebook's export;
 * :mod:`~tlcourse.grading.exercises`: student notebooks generated from ``solutions/``;
-* :mod:`~tlcourse.grading.course`: an instructor's nbgrader course directory;
-* :mod:`~tlcourse.grading.folders`: only regular files of a submission are staged and kept;
-* :mod:`~tlcourse.grading.identity`: which student a folder or file belongs to (LMS naming);
-* :mod:`~tlcourse.grading.intake`: submissions (``submitted/`` layout or LMS zip files) into it;
-* :mod:`~tlcourse.grading.preflight`: a sandboxed kernel that checks the grading environment
-  before anyone is graded;
-* :mod:`~tlcourse.grading.submission`: grade one submission (autograde, accuracy, feedback);
-* :mod:`~tlcourse.grading.accuracy`: the grader's own evaluation of a trained model;
-* :mod:`~tlcourse.grading.feedback`: nbgrader preprocessors for the feedback HTML;
-* :mod:`~tlcourse.grading.batch`: a class in parallel workers, resumable, with a progress bar;
-* :mod:`~tlcourse.grading.export`: the gradebook as CSV;
 * :mod:`~tlcourse.grading.cli`: the ``tlcourse grade``, ``course`` and ``exercises`` commands.
 """

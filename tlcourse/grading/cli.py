@@ -8,7 +8,7 @@ import click
 
 from tlcourse.config import DATA_ENV, WEIGHTS_ENV
 from tlcourse.errors import TLCourseError
-from tlcourse.grading.course import ASSIGNMENTS
+from tlcourse.grading.grade.course import ASSIGNMENTS
 
 
 @click.command()
@@ -59,7 +59,7 @@ def grade(
     is broken nobody is graded. Rerunning skips submissions already graded whose files did
     not change, unless --regrade. Exits non-zero when any submission was not graded.
     """
-    from tlcourse.grading.batch import grade_class
+    from tlcourse.grading.grade.pool import grade_class
 
     try:
         result = grade_class(
@@ -103,7 +103,7 @@ def course() -> None:
 @click.option("--force", is_flag=True, help="Rewrite the files of an existing course.")
 def course_init(directory, data, weights, force) -> None:
     """Create DIRECTORY: nbgrader config, source/ from solutions/, release, held-out data."""
-    from tlcourse.grading.course import init_course
+    from tlcourse.grading.grade.course import init_course
 
     try:
         path = init_course(directory, data=data, weights=weights, force=force)

@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from tlcourse.grading.course import ASSIGNMENTS, CONFIG_FILE, generate, repo_root
+from tlcourse.grading.grade.course import ASSIGNMENTS, CONFIG_FILE, generate, repo_root
 
 
 def _release(build: Path, root: Path) -> Path:

@@ -81,7 +81,7 @@ READ_SOLUTIONS = (
     "    except OSError as _error:\n"
     "        print('could not read', _path, type(_error).__name__)\n"
     "try:\n"
-    "    from tlcourse.grading.course import repo_root as _repo_root\n"
+    "    from tlcourse.grading.grade.course import repo_root as _repo_root\n"
     "    print('READ the checkout', sorted(_os.listdir(_repo_root())))\n"
     "except Exception as _error:\n"
     "    print('no checkout:', type(_error).__name__)\n"

@@ -27,8 +27,8 @@ NUMPY_CODE = (
     "            _g.__code__ = _true\n"
 )
 CONSTANTS = (
-    "import tlcourse.config as _config, tlcourse.preprocessing as _pre, tlcourse.grading.checks"
-    " as _checks\n"
+    "import tlcourse.config as _config, tlcourse.preprocessing as _pre\n"
+    "import tlcourse.grading.student.checks as _checks\n"
     "for _module in (_config, _pre, _checks):\n"
     "    if hasattr(_module, 'IMAGENET_MEAN'):\n"
     "        _module.IMAGENET_MEAN, _module.IMAGENET_STD = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)\n"

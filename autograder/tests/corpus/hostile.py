@@ -248,7 +248,7 @@ CASES: tuple[Case, ...] = (
         "monkey-patching the grading helpers",
         answer(
             "to_unit",
-            "from tlcourse.grading import checks as _checks\n"
+            "from tlcourse.grading.student import checks as _checks\n"
             "_checks.check_unit_scaled = lambda *args, **kwargs: None\n" + WRONG_TO_UNIT,
         ),
         8,
@@ -268,7 +268,7 @@ CASES: tuple[Case, ...] = (
         "rewriting a check's code in place",
         answer(
             "encode_labels",
-            "from tlcourse.grading import checks as _checks\n"
+            "from tlcourse.grading.student import checks as _checks\n"
             "_checks.check_one_hot.__code__ = (lambda *args, **kwargs: None).__code__\n"
             + WRONG_LABELS,
         ),
@@ -396,8 +396,8 @@ def leak_server() -> Iterator[_LeakServer]:
 
 def grade_corpus(root: Path, data: Path, weights: Path, ctx: Context, *, workers: int = 2) -> dict:
     """A course in ``root``, every case submitted and graded in one batch; the outcome rows."""
-    from tlcourse.grading.batch import grade_class
-    from tlcourse.grading.course import init_course, repo_root
+    from tlcourse.grading.grade.course import init_course, repo_root
+    from tlcourse.grading.grade.pool import grade_class
 
     course = init_course(root / "course", data=data, weights=weights, force=True)
     solution = repo_root() / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"

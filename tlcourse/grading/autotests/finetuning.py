@@ -1,16 +1,16 @@
 """Assignment 3, fine-tuning: the config, the run, its curves and its confusion matrix.
 
 The accuracy points are not here: the grader evaluates the handed-in weights on its own
-held-out images (:mod:`tlcourse.grading.accuracy`).
+held-out images (:mod:`tlcourse.grading.grade.accuracy`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from tlcourse.grading import checks
 from tlcourse.grading.autotests import Assignment, JudgeContext, Test, answer
 from tlcourse.grading.kernel import record
+from tlcourse.grading.student import checks
 
 
 def inputs(_context: JudgeContext) -> dict[str, np.ndarray]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from tlcourse.grading import checks
 from tlcourse.grading.autotests import (
     Assignment,
     JudgeContext,
@@ -14,6 +13,7 @@ from tlcourse.grading.autotests import (
     unprefixed,
 )
 from tlcourse.grading.kernel import record
+from tlcourse.grading.student import checks
 
 EXPERIMENTS = ("E1", "E2", "E3")
 IMAGE_SIZES = (32, 64)

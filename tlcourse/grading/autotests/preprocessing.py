@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from tlcourse.grading import checks
 from tlcourse.grading.autotests import Assignment, JudgeContext, Test, answer
 from tlcourse.grading.kernel import record
+from tlcourse.grading.student import checks
 from tlcourse.pipeline import take_per_class
 
 #: (image_size, batch_size) of the pipelines the grader asks for.

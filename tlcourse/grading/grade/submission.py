@@ -1,6 +1,6 @@
 """Grade one submission, in a process of its own: autograde, accuracy, notes, feedback.
 
-``python -m tlcourse.grading.submission COURSE ASSIGNMENT STUDENT --result FILE`` writes its
+``python -m tlcourse.grading.grade.submission COURSE ASSIGNMENT STUDENT --result FILE`` writes its
 result as JSON to FILE (student, score, max score, notes, seconds; or the error): a file the
 graded kernel cannot reach, unlike this process's stdout, which it inherits.
 :func:`grade_submission` is the one place that runs a student's code (through nbgrader's
@@ -24,16 +24,16 @@ from pathlib import Path
 import nbformat
 
 from tlcourse.files import write_json_atomic
-from tlcourse.grading import accuracy
-from tlcourse.grading.course import (
+from tlcourse.grading.grade import accuracy
+from tlcourse.grading.grade.course import (
     SETTINGS_FILE,
     CourseError,
     apply_course_environment,
     open_api,
     require_success,
 )
-from tlcourse.grading.feedback import NOTES_FILE
-from tlcourse.grading.intake import notes_path, replace_with_exercise
+from tlcourse.grading.grade.intake import notes_path, replace_with_exercise
+from tlcourse.grading.preprocessors.feedback import NOTES_FILE
 
 LOCK_RETRIES = 8
 TIMEOUT_ERRORS = ("CellTimeoutError", "KeyboardInterrupt", "TimeoutError")
@@ -68,8 +68,8 @@ def with_retries(call, what: str) -> dict:
 
 def execution_notes(notebook: Path) -> list[str]:
     """Notes on cells of the graded run that timed out, raised, were stopped or failed a test."""
-    from tlcourse.grading.execute import NOT_RUN_ERROR, OUTPUT_CUT_NOTE
-    from tlcourse.grading.verdicts import NOT_CHECKED
+    from tlcourse.grading.preprocessors.execute import NOT_RUN_ERROR, OUTPUT_CUT_NOTE
+    from tlcourse.grading.preprocessors.verdicts import NOT_CHECKED
 
     output_cut = OUTPUT_CUT_NOTE.split(" here")[0]
 
@@ -123,7 +123,7 @@ def confirm_environment(api, course: Path, assignment: str, student: str, graded
     A broken environment undoes this submission's autograde (no grade, no feedback) and raises
     :class:`EnvironmentBroken`; a sound one means the student's code caused it: graded as usual.
     """
-    from tlcourse.grading.preflight import environment_message, run_probe
+    from tlcourse.grading.grade.preflight import environment_message, run_probe
 
     problems = run_probe(course).get("problems")
     if not problems:

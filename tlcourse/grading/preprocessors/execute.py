@@ -13,8 +13,8 @@
   the rest are marked not run, nothing else is lost;
 * removes every link the kernel made in the submission's folder, before nbgrader writes there.
 
-Test cells are not decided here: :mod:`tlcourse.grading.verdicts` judges them outside the
-kernel, before and after this preprocessor in the course's pipeline.
+Test cells are not decided here: :mod:`~tlcourse.grading.preprocessors.verdicts` judges them
+outside the kernel, before and after this preprocessor in the course's pipeline.
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from nbgrader.utils import is_grade, is_solution
 from traitlets import Integer
 
 from tlcourse.config import DATA_ENV, WEIGHTS_ENV
-from tlcourse.grading.budget import BUDGET_ENV, SEED_ENV
-from tlcourse.grading.folders import remove_irregular
+from tlcourse.grading.grade.folders import remove_irregular
 from tlcourse.grading.sandbox import SandboxKernelManager, kernel_config
+from tlcourse.grading.student.budget import BUDGET_ENV, SEED_ENV
 
 NOT_RUN_ERROR = "KernelStopped"
 OUTPUT_CUT_NOTE = "[tlcourse: output cut here: this cell printed more than {} kB]"
@@ -64,7 +64,7 @@ def kernel_view(course: Path | None = None) -> tuple[dict[str, str], dict[str, s
     and gives the grading budget and seed (``$TLCOURSE_BUDGET``, ``$TLCOURSE_SEED``) and
     TensorFlow's log level where the grader has them.
     """
-    from tlcourse.grading.course import SETTINGS_FILE, read_settings
+    from tlcourse.grading.grade.course import SETTINGS_FILE, read_settings
 
     recorded = {}
     if course is not None and (course / SETTINGS_FILE).is_file():

@@ -1,9 +1,9 @@
 """nbgrader preprocessors that decide test cells outside the student's kernel.
 
-:class:`ProbeTests` runs before :class:`~tlcourse.grading.execute.GuardedExecute`: for every
-test cell the grader has a judge for (:mod:`tlcourse.grading.autotests`), it writes the
-grader's inputs into the submission's folder, takes the hidden tests out of the cell (they
-never reach the kernel), and adds after it a cell that runs the test's probe
+:class:`ProbeTests` runs before :class:`~.execute.GuardedExecute`: for every test cell the
+grader has a judge for (:mod:`tlcourse.grading.autotests`), it writes the grader's inputs into
+the submission's folder, takes the hidden tests out of the cell (they never reach the kernel),
+and adds after it a cell that runs the test's probe
 (:mod:`tlcourse.grading.kernel.probe`). :class:`JudgeTests` runs after the execution: it removes
 those cells, reads each probe's results as untrusted data and judges them here, in the
 grader's process, on its own copy of the inputs. A judged test cell keeps what it printed in
@@ -50,9 +50,9 @@ def _folder(resources: dict) -> Path:
 def judge_context(resources: dict) -> JudgeContext:
     """What the judges know: the grader's data and weights, the budget, the course's seed."""
     from tlcourse.config import DATA_ENV, WEIGHTS_ENV
-    from tlcourse.grading.budget import current_budget
-    from tlcourse.grading.course import SETTINGS_FILE, read_settings
-    from tlcourse.grading.execute import course_root
+    from tlcourse.grading.grade.course import SETTINGS_FILE, read_settings
+    from tlcourse.grading.preprocessors.execute import course_root
+    from tlcourse.grading.student.budget import current_budget
 
     course = course_root(resources, _folder(resources))
     settings = read_settings(course) if (course / SETTINGS_FILE).is_file() else {}

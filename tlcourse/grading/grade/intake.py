@@ -7,7 +7,7 @@ Two input layouts:
   and Blackboard names; notebooks anywhere inside (folders are flattened, nothing is
   extracted outside the submission).
 
-Student ids follow :mod:`tlcourse.grading.identity`: a folder name verbatim, a file name by
+Student ids follow :mod:`tlcourse.grading.grade.identity`: a folder name verbatim, a file name by
 an explicit rule; two submissions with one id are refused.
 
 Each submission is checked before nbgrader sees it. A notebook under another name that holds
@@ -30,11 +30,11 @@ from pathlib import Path
 import nbformat
 
 from tlcourse.files import write_json_atomic
-from tlcourse.grading.course import ASSIGNMENTS, GRADER_DIR, CourseError
-from tlcourse.grading.folders import copy_regular_files, regular_files, remove_irregular
-from tlcourse.grading.handin import HANDIN_FILES
-from tlcourse.grading.identity import claim, folder_id_problem, lms_student, zip_student
-from tlcourse.grading.integrity import MAX_NOTEBOOK_BYTES, restore_graded_cells
+from tlcourse.grading.grade.course import ASSIGNMENTS, GRADER_DIR, CourseError
+from tlcourse.grading.grade.folders import copy_regular_files, regular_files, remove_irregular
+from tlcourse.grading.grade.identity import claim, folder_id_problem, lms_student, zip_student
+from tlcourse.grading.grade.integrity import MAX_NOTEBOOK_BYTES, restore_graded_cells
+from tlcourse.grading.student.handin import HANDIN_FILES
 
 #: The note on a submission graded as the released exercise (what it sent cannot be graded).
 EXERCISE_NOTE = "It was graded as the unmodified exercise (0 points)"

@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from tlcourse.grading.course import CourseError
+from tlcourse.grading.grade.course import CourseError
 
 
 @dataclass(frozen=True)

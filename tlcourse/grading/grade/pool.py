@@ -1,7 +1,7 @@
 """Grade a class: intake, one process per submission in parallel workers, feedback, CSV.
 
 Pre-flight first: before anyone is graded, one kernel in the students' sandbox checks the
-grader's environment (:mod:`~tlcourse.grading.preflight`); when it is broken nobody is graded
+grader's environment (:mod:`~tlcourse.grading.grade.preflight`); when it is broken nobody is graded
 and the batch stops with the cause and its fix. Students' code runs only in the bubblewrap
 sandbox (:mod:`~tlcourse.grading.sandbox`): where it cannot start, nobody is graded unless the
 instructor asks for no isolation (``unsandboxed``), which every grade's provenance records. A
@@ -41,7 +41,7 @@ from pathlib import Path
 
 from tlcourse.config import DATA_ENV, WEIGHTS_ENV
 from tlcourse.files import write_json_atomic
-from tlcourse.grading.course import (
+from tlcourse.grading.grade.course import (
     GRADER_DIR,
     CourseError,
     check_assignment,
@@ -49,8 +49,8 @@ from tlcourse.grading.course import (
     course_environment,
     read_settings,
 )
-from tlcourse.grading.export import export_csv
-from tlcourse.grading.intake import (
+from tlcourse.grading.grade.export import export_csv
+from tlcourse.grading.grade.intake import (
     EXERCISE_NOTE,
     Intake,
     digest_of,
@@ -58,7 +58,7 @@ from tlcourse.grading.intake import (
     notes_path,
     stage,
 )
-from tlcourse.grading.preflight import (
+from tlcourse.grading.grade.preflight import (
     GradingEnvironmentError,
     check_environment,
     sandbox_environment,
@@ -175,7 +175,7 @@ def batch_provenance(course: Path, preflight: dict, cell_timeout: int | None) ->
     """What every grade of this batch was made with."""
     from importlib import metadata
 
-    from tlcourse.grading.budget import current_budget
+    from tlcourse.grading.student.budget import current_budget
     from tlcourse.provenance import git_commit, sha256_of
 
     environment = course_environment(course)
@@ -242,7 +242,7 @@ def run_one(
     result_path = out_path.with_suffix(".result.json")
     out_path.parent.mkdir(parents=True, exist_ok=True)
     result_path.unlink(missing_ok=True)
-    command = [sys.executable, "-m", "tlcourse.grading.submission", str(course), assignment]
+    command = [sys.executable, "-m", "tlcourse.grading.grade.submission", str(course), assignment]
     command += [student, f"--result={result_path}"]
     command += [f"--cell-timeout={cell_timeout}"] if cell_timeout else []
     env = {**sandbox_environment(sandboxed), **course_environment(course)}

@@ -3,7 +3,7 @@ environment works.
 
 :func:`check_environment` first checks what the grader itself reads (its held-out images; the
 data and weights the course recorded for it: kernels are shown the course's own view of them),
-then starts a grading process of its own (``python -m tlcourse.grading.preflight COURSE``).
+then starts a grading process of its own (``python -m tlcourse.grading.grade.preflight COURSE``).
 That process makes a sandbox with the course's settings and reports what it enforces
 (:func:`~tlcourse.grading.sandbox.isolation`): a sandbox that cannot start (no bubblewrap, no
 user namespaces) is the grader's problem, named with its fix, never a student's 0. It checks
@@ -30,7 +30,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from tlcourse.config import DATA_ENV, WEIGHTS_ENV
 from tlcourse.errors import TLCourseError
-from tlcourse.grading.course import (
+from tlcourse.grading.grade.course import (
     GRADER_DIR,
     HELDOUT_FILE,
     apply_course_environment,
@@ -156,7 +156,7 @@ def unreadable_message(paths: list[str], uid: int) -> str:
 def sandbox_problems(config, course: Path | None = None) -> tuple[dict, list[tuple[str, str]]]:
     """What the course's sandbox enforces here, and why graded kernels could not run in it
     (it cannot start; its user may not read the data or weights shown to it)."""
-    from tlcourse.grading.execute import kernel_view
+    from tlcourse.grading.preprocessors.execute import kernel_view
 
     try:
         isolated = isolation(config)
@@ -171,7 +171,7 @@ def sandbox_problems(config, course: Path | None = None) -> tuple[dict, list[tup
 
 def run_probe(course: Path) -> dict:
     """In a grading process: run the probe in a sandboxed kernel; its report (with problems)."""
-    from tlcourse.grading.execute import GuardedExecute
+    from tlcourse.grading.preprocessors.execute import GuardedExecute
 
     course = Path(course).resolve()
     apply_course_environment(course)
@@ -274,7 +274,7 @@ def check_environment(course: str | os.PathLike, *, sandboxed: bool = True) -> d
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        print("usage: python -m tlcourse.grading.preflight COURSE", file=sys.stderr)
+        print("usage: python -m tlcourse.grading.grade.preflight COURSE", file=sys.stderr)
         return 2
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     print(json.dumps(run_probe(Path(argv[0]))))

@@ -40,7 +40,9 @@ class CourseError(TLCourseError):
 
 def repo_root() -> Path:
     """The checkout holding ``solutions/`` and ``autograder/`` (tlcourse runs from a checkout)."""
-    root = Path(__file__).resolve().parents[2]
+    import tlcourse
+
+    root = Path(tlcourse.__file__).resolve().parents[1]
     if not (root / "solutions").is_dir() or not (root / "autograder" / CONFIG_FILE).is_file():
         raise CourseError(
             f"{root} has no solutions/ or autograder/{CONFIG_FILE}: course commands need a "

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tlcourse.grading.course import GRADER_DIR, HELDOUT_FILE, CourseError
-from tlcourse.grading.handin import read_handin
+from tlcourse.grading.grade.course import GRADER_DIR, HELDOUT_FILE, CourseError
+from tlcourse.grading.student.handin import read_handin
 from tlcourse.hub import sha256sum
 
 ASSIGNMENT = "03-finetuning"

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tlcourse.grading.course import CourseError, scripts_on_path
+from tlcourse.grading.grade.course import CourseError, scripts_on_path
 
 
 def export_csv(course: Path, path: Path) -> Path:
