@@ -242,7 +242,7 @@ def run_one(
     result_path = out_path.with_suffix(".result.json")
     out_path.parent.mkdir(parents=True, exist_ok=True)
     result_path.unlink(missing_ok=True)
-    command = [sys.executable, "-m", "tlcourse.grading.grade.submission", str(course), assignment]
+    command = [sys.executable, "-m", f"{__package__}.submission", str(course), assignment]
     command += [student, f"--result={result_path}"]
     command += [f"--cell-timeout={cell_timeout}"] if cell_timeout else []
     env = {**sandbox_environment(sandboxed), **course_environment(course)}

@@ -22,6 +22,7 @@ from nbformat.v4 import new_code_cell, new_output
 from nbgrader.preprocessors import NbGraderPreprocessor
 
 from tlcourse.grading.autotests import JudgeContext, registry
+from tlcourse.grading.kernel import probe
 from tlcourse.grading.kernel.exchange import (
     ERROR_KEY,
     FOLDER,
@@ -69,7 +70,7 @@ def _probe_cell(assignment: str, grade_id: str, folder: Path):
     files = (str(folder / INPUTS_FILE), str(folder / result_name(grade_id)))
     arguments = (assignment, grade_id, *files)
     cell = new_code_cell(
-        "import tlcourse.grading.kernel.probe as _tlcourse_probe\n"
+        f"import {probe.__name__} as _tlcourse_probe\n"
         f"_tlcourse_probe.run{arguments!r}\n"
         "del _tlcourse_probe"
     )
