@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from grading_fixtures import exercise, solution
 
 from tlcourse.cli import main
-from tlcourse.grading.grade.course import SETTINGS_FILE
+from tlcourse.grading.grade.course import SETTINGS_FILE, kernel_environment
 
 A = "01-preprocessing"
 
@@ -110,19 +110,19 @@ def test_an_environment_that_breaks_during_the_batch_stops_it_and_keeps_no_grade
     import tlcourse.grading.grade.pool as batch
     from tlcourse.grading.grade.preflight import GradingEnvironmentError
 
-    data = tmp_path / "disk" / "cifar-10-batches-py"
-    shutil.copytree(cifar10_root / "cifar-10-batches-py", data)
-    _set_environment(course, "TLCOURSE_DATA", str(data))
+    # graded kernels read the course's own view of the data (grader/kernel-data)
+    view = Path(kernel_environment(course)["TLCOURSE_DATA"])
     submissions = _folders(tmp_path / "subs", {"ann_lee": solution(A)})
     started = batch.batch_provenance
 
-    def unplug_after_the_preflight(*args):  # the disk goes away once the batch has started
+    def unplug_after_the_preflight(*args):  # the files go away once the batch has started
         provenance = started(*args)
-        data.rename(tmp_path / "disk" / "gone")
+        shutil.rmtree(view)
+        view.mkdir()
         return provenance
 
     monkeypatch.setattr(batch, "batch_provenance", unplug_after_the_preflight)
-    with pytest.raises(GradingEnvironmentError, match="cannot find CIFAR-10") as error:
+    with pytest.raises(GradingEnvironmentError, match="view of the data .* changed") as error:
         batch.grade_class(course, A, submissions, progress=False, log=lambda _: None)
     assert "The batch stopped there" in str(error.value)
     assert _gradebook_students(course) == []

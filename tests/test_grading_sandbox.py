@@ -474,6 +474,10 @@ def test_the_course_config_reaches_the_provisioner_through_guarded_execute(tmp_p
     loop = asyncio.new_event_loop()
     try:
         loop.run_until_complete(km.start_kernel(cwd=str(work)))
+        client = km.client()
+        client.start_channels()
+        loop.run_until_complete(client.wait_for_ready(timeout=60))
+        client.stop_channels()
         provisioner = km.provisioner
         assert isinstance(provisioner, SandboxProvisioner)
         assert (provisioner.cpu_seconds, provisioner.memory_mb) == (123, 6144)

@@ -167,10 +167,14 @@ def write_kernel_data(folder: Path, data=None) -> Path:
     return write_cifar10_python(folder, train, empty)
 
 
-def kernel_binds(course: Path) -> dict[str, str]:
-    """What a graded kernel of ``course`` reads: its data view and the weights (read-only)."""
-    environment = read_settings(course).get("kernel_environment", {})
-    return {path: path for path in environment.values()}
+def kernel_environment(course: Path) -> dict[str, str]:
+    """Where a graded kernel of ``course`` finds its data and weights (absolute paths).
+
+    The data is the course's own view (inside the course, recorded relative to it, so that a
+    copied or moved course uses its own); a course made before it had one gives ``{}``.
+    """
+    recorded = read_settings(course).get("kernel_environment", {})
+    return {name: str((Path(course) / path).resolve()) for name, path in recorded.items()}
 
 
 def init_course(course: str | os.PathLike, *, data=None, weights=None, force: bool = False) -> Path:
@@ -206,11 +210,15 @@ def init_course(course: str | os.PathLike, *, data=None, weights=None, force: bo
     kernel_data = write_kernel_data(course / GRADER_DIR / KERNEL_DATA_DIR, data_path)
     settings = {
         "environment": {DATA_ENV: str(data_path), WEIGHTS_ENV: str(weights_path)},
-        "kernel_environment": {DATA_ENV: str(kernel_data), WEIGHTS_ENV: str(weights_path)},
+        "kernel_environment": {
+            DATA_ENV: str(kernel_data.relative_to(course)),
+            WEIGHTS_ENV: str(weights_path),
+        },
         "judge_seed": secrets.randbelow(2**31),
         "data_sha256": sha256_of(data_path),
         "weights_sha256": sha256_of(weights_path),
         "heldout_sha256": sha256_of(heldout),
+        "kernel_data_sha256": sha256_of(kernel_data),
     }
     write_json_atomic(course / SETTINGS_FILE, settings)
     generate(course)

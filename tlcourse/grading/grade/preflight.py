@@ -35,6 +35,7 @@ from tlcourse.grading.grade.course import (
     HELDOUT_FILE,
     apply_course_environment,
     course_environment,
+    kernel_environment,
     nbgrader_config,
     read_settings,
 )
@@ -45,7 +46,7 @@ from tlcourse.grading.sandbox import (
     isolation,
     unreadable_by_kernels,
 )
-from tlcourse.hub import sha256sum
+from tlcourse.provenance import sha256_of
 
 #: Prefix of the probe's one line of results in its cell's output.
 REPORT_PREFIX = "TLCOURSE-PREFLIGHT "
@@ -109,9 +110,10 @@ FIXES = {
         "no graded kernel could run (the kernel did not start, or the sandbox refused it). "
         "Check that ipykernel is installed in the environment that runs tlcourse"
     ),
-    # the detail of these two is their fix
+    # the detail of these is their fix
     "sandbox": "graded kernels cannot start in their sandbox: {detail}",
     "unreadable": "graded kernels cannot read what the course shows them: {detail}",
+    "files": "{detail}",
 }
 
 
@@ -227,20 +229,38 @@ def graders_files_problems(course: Path) -> list[tuple[str, str]]:
     return found
 
 
+def recorded_files_problems(course: Path) -> list[str]:
+    """The course's own grading files (held-out images, the kernels' view of the data) that are
+    missing or changed since ``course init`` recorded their sha256; each with its fix."""
+    settings = read_settings(course)
+    heldout = course / GRADER_DIR / HELDOUT_FILE
+    view = Path(kernel_environment(course).get(DATA_ENV, heldout))
+    recorded = (
+        ("The grader's held-out images", heldout, settings.get("heldout_sha256")),
+        ("The graded kernels' view of the data", view, settings.get("kernel_data_sha256")),
+    )
+    problems = []
+    for what, path, expected in recorded:
+        if expected is None and path == view:
+            continue  # a course made before kernels had their own view of the data
+        if not path.exists() or sha256_of(path) != expected:
+            state = "is missing" if not path.exists() else "changed since the course was created"
+            problems.append(
+                f"{what} {path} {state}, so nobody was graded. Recreate them with: "
+                f"tlcourse course init {course} --force"
+            )
+    return problems
+
+
 def check_environment(course: str | os.PathLike, *, sandboxed: bool = True) -> dict:
     """Run the pre-flight in a process of its own: its report, or a GradingEnvironmentError.
 
     ``sandboxed=False``: the kernels of the process run without bubblewrap (limits only).
     """
     course = Path(course).resolve()
-    heldout = course / GRADER_DIR / HELDOUT_FILE
-    expected = read_settings(course).get("heldout_sha256")
-    if not heldout.is_file() or sha256sum(heldout) != expected:
-        state = "is missing" if not heldout.is_file() else "changed since the course was created"
-        raise GradingEnvironmentError(
-            f"The grader's held-out images {heldout} {state}, so nobody was graded. Recreate "
-            f"them with: tlcourse course init {course} --force"
-        )
+    changed = recorded_files_problems(course)
+    if changed:
+        raise GradingEnvironmentError(changed[0])
     problems = graders_files_problems(course)
     if problems:
         raise GradingEnvironmentError(environment_message(course, problems))

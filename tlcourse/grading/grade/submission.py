@@ -123,9 +123,14 @@ def confirm_environment(api, course: Path, assignment: str, student: str, graded
     A broken environment undoes this submission's autograde (no grade, no feedback) and raises
     :class:`EnvironmentBroken`; a sound one means the student's code caused it: graded as usual.
     """
-    from tlcourse.grading.grade.preflight import environment_message, run_probe
+    from tlcourse.grading.grade.preflight import (
+        environment_message,
+        recorded_files_problems,
+        run_probe,
+    )
 
-    problems = run_probe(course).get("problems")
+    changed = recorded_files_problems(course)
+    problems = [("files", text) for text in changed] or run_probe(course).get("problems")
     if not problems:
         return
     undo_autograde(api, assignment, student, graded)
@@ -150,12 +155,14 @@ def grade_submission(
     api = open_api(course)
     if cell_timeout is not None:
         api.config.Execute.timeout = cell_timeout
+    graded = Path(api.coursedir.format_path("autograded", student, assignment))
     try:
         with_retries(
             lambda: api.autograde(assignment, student), f"autograde {assignment} {student}"
         )
     except CourseError as error:
         if "failed to validate" not in str(error):
+            confirm_environment(api, course, assignment, student, graded)  # the grader's fault?
             raise
         replace_with_exercise(
             course,
@@ -167,7 +174,6 @@ def grade_submission(
         with_retries(
             lambda: api.autograde(assignment, student), f"autograde {assignment} {student}"
         )
-    graded = Path(api.coursedir.format_path("autograded", student, assignment))
     notes = json.loads(notes_path(course, assignment, student).read_text())
     notebook = graded / f"{assignment}.ipynb"
     if notebook.exists():

@@ -64,11 +64,11 @@ def kernel_view(course: Path | None = None) -> tuple[dict[str, str], dict[str, s
     and gives the grading budget and seed (``$TLCOURSE_BUDGET``, ``$TLCOURSE_SEED``) and
     TensorFlow's log level where the grader has them.
     """
-    from tlcourse.grading.grade.course import SETTINGS_FILE, read_settings
+    from tlcourse.grading.grade.course import SETTINGS_FILE, kernel_environment
 
     recorded = {}
     if course is not None and (course / SETTINGS_FILE).is_file():
-        recorded = read_settings(course).get("kernel_environment", {})
+        recorded = kernel_environment(course)
     environment = {
         name: str(Path(recorded.get(name) or os.environ[name]).resolve())
         for name in (DATA_ENV, WEIGHTS_ENV)

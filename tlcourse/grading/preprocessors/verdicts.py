@@ -51,13 +51,15 @@ def _folder(resources: dict) -> Path:
 def judge_context(resources: dict) -> JudgeContext:
     """What the judges know: the grader's data and weights, the budget, the course's seed."""
     from tlcourse.config import DATA_ENV, WEIGHTS_ENV
-    from tlcourse.grading.grade.course import SETTINGS_FILE, read_settings
+    from tlcourse.grading.grade.course import SETTINGS_FILE, kernel_environment, read_settings
     from tlcourse.grading.preprocessors.execute import course_root
     from tlcourse.grading.student.budget import current_budget
 
     course = course_root(resources, _folder(resources))
     settings = read_settings(course) if (course / SETTINGS_FILE).is_file() else {}
-    path = lambda name: Path(os.environ[name]) if os.environ.get(name) else None  # noqa: E731
+    # the training images the kernels see (the course's own copy), else the grader's data
+    shown = {**os.environ, **(kernel_environment(course) if settings else {})}
+    path = lambda name: Path(shown[name]) if shown.get(name) else None  # noqa: E731
     return JudgeContext(
         data=path(DATA_ENV),
         weights=path(WEIGHTS_ENV),

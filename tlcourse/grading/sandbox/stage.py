@@ -36,7 +36,11 @@ class Stage:
     def point(self, source: str) -> str:
         """The path bubblewrap binds instead of ``source`` (an empty mount point of its type)."""
         if self.folder is None:
-            self.folder = Path(tempfile.mkdtemp(dir=state_dir("stage", 0o711), prefix="s-"))
+            base = state_dir("stage", 0o711)
+            for stale in base.glob("s-*"):  # of a grader killed before it could remove it
+                if not Path(f"/proc/{stale.name.split('-')[1]}").exists():
+                    _remove(stale)
+            self.folder = Path(tempfile.mkdtemp(dir=base, prefix=f"s-{os.getpid()}-"))
             self.folder.chmod(0o711)
         point = self.folder / str(len(self.binds))
         if os.path.isdir(source):
@@ -63,11 +67,15 @@ class Stage:
 
     def remove(self) -> None:
         """Remove the (empty, on the host) mount points and their folder."""
-        if self.folder is None:
-            return
-        for entry in os.scandir(self.folder):
-            with contextlib.suppress(OSError):
-                os.rmdir(entry.path) if entry.is_dir(follow_symlinks=False) else os.unlink(entry)
+        if self.folder is not None:
+            _remove(self.folder)
+            self.folder = None
+
+
+def _remove(folder: Path) -> None:
+    """A stage folder and its mount points (empty on the host; links never followed)."""
+    for entry in os.scandir(folder):
         with contextlib.suppress(OSError):
-            self.folder.rmdir()
-        self.folder = None
+            os.rmdir(entry.path) if entry.is_dir(follow_symlinks=False) else os.unlink(entry)
+    with contextlib.suppress(OSError):
+        folder.rmdir()
