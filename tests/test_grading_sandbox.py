@@ -43,6 +43,17 @@ CANARY = "TLCOURSE_TEST_CANARY"
 # --------------------------------------------------------------------------- helpers
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _no_stale_running_loop():
+    """Earlier tests in this process (nbclient's ``run_sync`` under ``nest_asyncio``) can leave
+    this thread marked as running an event loop while nothing runs; these tests drive their own
+    loops, which asyncio refuses under that mark."""
+    stale = asyncio.events._get_running_loop()
+    asyncio.events._set_running_loop(None)
+    yield
+    asyncio.events._set_running_loop(stale)
+
+
 class Kernel:
     """A kernel started by SandboxKernelManager, driven from this (synchronous) test."""
 
