@@ -307,7 +307,8 @@ def grader_action(row: dict) -> str:
         return "graded; flagged identical to " + ", ".join(row["identical_to"])
     if not notes:
         return "graded as written; " + (row.get("defence") or "the attack had no effect")
-    return notes[0].replace("|", "\\|")
+    said = f"{notes[0]} ({row['defence']})" if row.get("defence") else notes[0]
+    return said.replace("|", "\\|")
 
 
 def hostile_table(record: dict) -> str:
