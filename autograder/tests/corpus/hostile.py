@@ -471,11 +471,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-# Attacks on the verdict live in their own module, which builds on the helpers above.
-from corpus.escapes import ESCAPES  # noqa: E402  (attacks on the sandbox)
+if __name__ == "__main__":  # run the module proper, whose CASES hold every case below
+    from corpus.hostile import main as _main
+
+    raise SystemExit(_main())
+
+# Attacks on the verdict and on the sandbox live in their own modules, built on the helpers above.
+from corpus.escapes import ESCAPES  # noqa: E402
 from corpus.forgeries import FORGERIES  # noqa: E402
 
 CASES = (*CASES, *FORGERIES, *ESCAPES)
-
-if __name__ == "__main__":
-    raise SystemExit(main())
