@@ -54,8 +54,9 @@ def _probe(settings: Settings, port: int) -> tuple[dict, int]:
     """What the probe saw from inside, and its uid outside."""
     sandbox = Sandbox.open(settings, None)
     try:
-        argv = [sys.executable, "-I", "-c", PROBE, str(port)]
-        cmd, popen = sandbox.command(argv, base_environment(sandbox.home, sys.executable))
+        python = os.path.abspath(sys.executable)  # no "..": the sandbox has no path to walk
+        argv = [python, "-I", "-c", PROBE, str(port)]
+        cmd, popen = sandbox.command(argv, base_environment(sandbox.home, python))
         pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
         with subprocess.Popen(cmd, text=True, **pipes, **popen) as process:
             sandbox.started(process.pid)
