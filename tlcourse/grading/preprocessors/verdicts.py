@@ -13,7 +13,6 @@ the notebook, but its points follow the judge alone: a failed judgement is the c
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from pathlib import Path
@@ -31,6 +30,7 @@ from tlcourse.grading.kernel.exchange import (
     result_name,
     write_arrays,
 )
+from tlcourse.grading.preprocessors.execute import is_test_cell
 
 _STATE = "tlcourse_verdicts"
 _HIDDEN = re.compile(
@@ -51,14 +51,13 @@ def _folder(resources: dict) -> Path:
 def judge_context(resources: dict) -> JudgeContext:
     """What the judges know: the grader's data and weights, the budget, the course's seed."""
     from tlcourse.config import DATA_ENV, WEIGHTS_ENV
-    from tlcourse.grading.grade.course import SETTINGS_FILE, kernel_environment, read_settings
-    from tlcourse.grading.preprocessors.execute import course_root
+    from tlcourse.grading.grade.course import SETTINGS_FILE, read_settings
+    from tlcourse.grading.preprocessors.execute import course_root, kernel_view
     from tlcourse.grading.student.budget import current_budget
 
     course = course_root(resources, _folder(resources))
     settings = read_settings(course) if (course / SETTINGS_FILE).is_file() else {}
-    # the training images the kernels see (the course's own copy), else the grader's data
-    shown = {**os.environ, **(kernel_environment(course) if settings else {})}
+    _, shown = kernel_view(course)  # the training images and weights the kernels see
     path = lambda name: Path(shown[name]) if shown.get(name) else None  # noqa: E731
     return JudgeContext(
         data=path(DATA_ENV),
@@ -105,7 +104,7 @@ class ProbeTests(NbGraderPreprocessor):
         for cell in nb.cells:
             cells.append(cell)
             grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-            if cell.cell_type == "code" and grade_id in assignment.tests and _is_test(cell):
+            if grade_id in assignment.tests and is_test_cell(cell):
                 sources[grade_id] = cell.source
                 cell.source = _HIDDEN.sub("", cell.source)
                 cells.append(_probe_cell(assignment.name, grade_id, folder))
@@ -118,11 +117,6 @@ class ProbeTests(NbGraderPreprocessor):
             "folder": folder,
         }
         return nb, resources
-
-
-def _is_test(cell) -> bool:
-    meta = cell.get("metadata", {}).get("nbgrader", {})
-    return bool(meta.get("grade")) and not meta.get("solution")
 
 
 def verdict(
