@@ -70,21 +70,40 @@ def test_the_reference_solution_passes_every_judge(assignment, context, tmp_path
     monkeypatch.setenv("TLCOURSE_WEIGHTS", str(context.weights))
     found = _verdicts(assignment, context, tmp_path)
     assert set(found) == set(registry()[assignment].tests)
-    assert all(problem is None for problem in found.values()), found
+    assert all(failure is None for failure in found.values()), found
+
+
+def _points(assignment: str) -> dict[str, float]:
+    nb = _notebook(assignment)
+    metas = (cell.metadata.get("nbgrader", {}) for cell in nb.cells)
+    return {m["grade_id"]: float(m["points"]) for m in metas if m.get("grade") and "points" in m}
 
 
 @pytest.mark.parametrize(
     "mistake", [m for m in MISTAKES if m.assignment in IN_PROCESS], ids=lambda m: m.name
 )
-def test_each_known_mistake_fails_its_tests_with_its_name(mistake, context, tmp_path, monkeypatch):
+def test_each_case_gets_its_rubric_score_and_names_only_its_mistakes(
+    mistake, context, tmp_path, monkeypatch
+):
     monkeypatch.setenv("TLCOURSE_DATA", str(context.data))
     monkeypatch.setenv("TLCOURSE_WEIGHTS", str(context.weights))
-    found = _verdicts(mistake.assignment, context, tmp_path, {mistake.cell: mistake.source})
-    failed = {grade_id for grade_id, problem in found.items() if problem is not None}
-    assert failed == set(mistake.lost), found
-    messages = " ".join(found[grade_id] for grade_id in failed)
+    tests = registry()[mistake.assignment].tests
+    replace = {mistake.cell: mistake.source, **mistake.also}
+    found = _verdicts(mistake.assignment, context, tmp_path, replace)
+    points = _points(mistake.assignment)
+    scores = {
+        grade_id: points[grade_id]
+        if failure is None
+        else tests[grade_id].score(points[grade_id], failure.mistake)
+        for grade_id, failure in found.items()
+    }
+    expected = {grade_id: mistake.lost.get(grade_id, points[grade_id]) for grade_id in found}
+    assert scores == expected, found
+    messages = " ".join(failure.message for failure in found.values() if failure is not None)
     for text in mistake.feedback:
         assert text in messages, (text, messages)
+    named = {failure.mistake for failure in found.values() if failure and failure.mistake}
+    assert named == set(mistake.diagnoses), found
 
 
 def test_inputs_depend_on_the_course_seed(context):
@@ -102,16 +121,16 @@ def test_result_files_are_read_as_untrusted_data(tmp_path, context):
     write_arrays(outside, {"images": inputs["images"] / 255.0})
     link = tmp_path / "link.npz"
     link.symlink_to(outside)
-    assert "did not finish" in verdict(test, link, inputs, context)  # a link: not followed
+    assert "did not finish" in verdict(test, link, inputs, context).message  # a link: not followed
     pickled = tmp_path / "pickled.npz"
     np.savez(pickled, images=np.array([object()], dtype=object))
-    assert "could not be read" in verdict(test, pickled, inputs, context)
+    assert "could not be read" in verdict(test, pickled, inputs, context).message
     garbage = tmp_path / "garbage.npz"
     garbage.write_bytes(os.urandom(1000))
-    assert "could not be read" in verdict(test, garbage, inputs, context)
+    assert "could not be read" in verdict(test, garbage, inputs, context).message
     missing_key = tmp_path / "missing.npz"
     write_arrays(missing_key, {"other": np.zeros(3)})
-    assert "found no 'images'" in verdict(test, missing_key, inputs, context)
+    assert "found no 'images'" in verdict(test, missing_key, inputs, context).message
     wrong_type = tmp_path / "text.npz"
     write_arrays(wrong_type, {"images": np.array(["a"]), "extremes": np.array(["b"])})
     assert verdict(test, wrong_type, inputs, context)  # text where numbers belong: a failure

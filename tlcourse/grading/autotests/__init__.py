@@ -11,6 +11,10 @@ knows (by its ``grade_id``) a :class:`Test` of two halves:
   back as untrusted data and on the grader's own copy of the inputs; it raises
   ``AssertionError`` (with a hint) to fail the test. Nothing the kernel did can reach it.
 
+A judge that fails names, where it can, a known mistake
+(:class:`~tlcourse.grading.student.checks.Mistake`); the test's ``rubric`` says what that
+mistake costs, once, of the cell's points. Any other failure costs them all.
+
 So a submission earns a test's points only by returning data that passes the check on inputs
 it did not choose: patching numpy, the checks or the grader's code in the kernel changes
 nothing but what the kernel returns. The inputs are drawn with the course's own seed, which
@@ -21,7 +25,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +56,13 @@ class Test:
 
     probe: Callable[[Mapping, Mapping[str, np.ndarray]], Data]
     judge: Callable[[Mapping[str, np.ndarray], Mapping[str, np.ndarray], JudgeContext], None]
+    #: Points a named mistake costs, by its name; a failure the rubric does not name costs all.
+    rubric: Mapping[str, float] = field(default_factory=dict)
+
+    def score(self, points: float, mistake: str | None) -> float:
+        """The cell's points after a failure that named ``mistake`` (``None``: unnamed)."""
+        cost = self.rubric.get(mistake, points) if mistake else points
+        return max(round(points - cost, 2), 0.0)
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,9 @@ def with_retries(call, what: str) -> dict:
 def execution_notes(notebook: Path) -> list[str]:
     """Notes on cells of the graded run that timed out, raised, were stopped or failed a test."""
     from tlcourse.grading.preprocessors.execute import NOT_RUN_ERROR, OUTPUT_CUT_NOTE
-    from tlcourse.grading.preprocessors.verdicts import NOT_CHECKED
+    from tlcourse.grading.preprocessors.verdicts import NOT_CHECKED, PARTIAL_NOTE
+
+    partial = PARTIAL_NOTE.split(":")[0]
 
     output_cut = OUTPUT_CUT_NOTE.split(" here")[0]
 
@@ -78,13 +80,16 @@ def execution_notes(notebook: Path) -> list[str]:
     for index, cell in enumerate(nb.cells, start=1):
         meta = cell.get("metadata", {}).get("nbgrader", {})
         for output in cell.get("outputs", []):
-            if output.get("output_type") == "stream" and output_cut in output.get("text", ""):
+            where = f"Cell {index}" + (f" ({meta['grade_id']})" if "grade_id" in meta else "")
+            text = str(output.get("text", ""))
+            if output.get("output_type") == "stream" and output_cut in text:
                 notes.append(f"Cell {index}'s output was cut: it printed more than is kept.")
+            if meta.get("grade") and output.get("output_type") == "stream" and partial in text:
+                notes.append(f"{where}: " + " ".join(text.split()))  # a mistake, partial credit
             if output.get("output_type") != "error":
                 continue
             name = output.get("ename", "")
             value = textwrap.shorten(str(output.get("evalue", "")), 300, placeholder=" [...]")
-            where = f"Cell {index}" + (f" ({meta['grade_id']})" if "grade_id" in meta else "")
             if name in TIMEOUT_ERRORS:
                 notes.append(
                     f"{where} was stopped: it ran longer than the per-cell time limit. "

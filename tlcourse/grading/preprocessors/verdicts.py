@@ -7,14 +7,18 @@ and adds after it a cell that runs the test's probe
 (:mod:`tlcourse.grading.kernel.probe`). :class:`JudgeTests` runs after the execution: it removes
 those cells, reads each probe's results as untrusted data and judges them here, in the
 grader's process, on its own copy of the inputs. A judged test cell keeps what it printed in
-the notebook, but its points follow the judge alone: a failed judgement is the cell's one error
-(nbgrader then gives 0), a passed one leaves no error and no stderr output in the cell.
+the notebook (stderr and errors turned into text: warnings and progress bars never cost
+points), but its points follow the judge alone: a passed judgement leaves no error in the cell;
+a failure that the test's rubric prices as a known mistake leaves its message and the points
+kept (nbgrader's partial credit, an ``execute_result`` holding the score); any other failure is
+the cell's one error, with its reason (nbgrader then gives 0).
 """
 
 from __future__ import annotations
 
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from nbformat.v4 import new_code_cell, new_output
@@ -31,12 +35,14 @@ from tlcourse.grading.kernel.exchange import (
     write_arrays,
 )
 from tlcourse.grading.preprocessors.execute import is_test_cell
+from tlcourse.grading.student.checks import Mistake
 
 _STATE = "tlcourse_verdicts"
 _HIDDEN = re.compile(
     r"^[ \t]*### BEGIN HIDDEN TESTS.*?^[ \t]*### END HIDDEN TESTS[^\n]*\n?", re.M | re.S
 )
 PASSED_NOTE = "Checked by the grader, on its own inputs: passed.\n"
+PARTIAL_NOTE = "Partial credit: {score:g} of {points:g} points (the rubric prices this mistake).\n"
 NOTEBOOK_ERROR_NOTE = "In the notebook this cell stopped with {}: {}\n"
 #: How a verdict that could not be reached begins (the instructor's report lists these).
 NOT_CHECKED = "The grader could not check this test: "
@@ -119,34 +125,60 @@ class ProbeTests(NbGraderPreprocessor):
         return nb, resources
 
 
+@dataclass(frozen=True)
+class Failure:
+    """Why a test did not pass; ``mistake`` is the known mistake the grader's judge named."""
+
+    message: str
+    mistake: str | None = None
+
+
 def verdict(
     test, result_file: Path, inputs, context: JudgeContext, stopped: str = ""
-) -> str | None:
-    """``None`` when the test passes, else the message that explains why it did not.
+) -> Failure | None:
+    """``None`` when the test passes, else the :class:`Failure` that says why it did not.
 
-    ``stopped`` says what ended the probe's cell early, when something did (a time limit).
+    ``stopped`` says what ended the probe's cell early, when something did (a time limit). Only
+    the judge, in this process, names a mistake: whatever the kernel wrote is a plain message.
     """
     try:
         results = read_arrays(result_file)
     except FileNotFoundError:
         why = f" ({stopped})" if stopped else ""
-        return (
+        return Failure(
             f"{NOT_CHECKED}running the answers on the grader's inputs did not finish{why}; "
             "the notebook stopped, or was stopped, before that."
         )
     except ValueError as error:
-        return f"{NOT_CHECKED}what the notebook returned could not be read: {error}."
+        return Failure(f"{NOT_CHECKED}what the notebook returned could not be read: {error}.")
     if ERROR_KEY in results:
-        return str(results[ERROR_KEY])
+        return Failure(str(results[ERROR_KEY]))
     try:
         test.judge(results, inputs, context)
+    except Mistake as error:
+        return Failure(str(error), error.name)
     except AssertionError as error:
-        return str(error) or "the answer is wrong"
+        return Failure(str(error) or "the answer is wrong")
     except KeyError as error:
-        return f"The grader found no {error} in what the notebook returned."
+        return Failure(f"The grader found no {error} in what the notebook returned.")
     except Exception as error:  # noqa: BLE001 - untrusted data may break a check in any way
-        return f"The answer could not be checked ({type(error).__name__}: {error})."
+        return Failure(f"The answer could not be checked ({type(error).__name__}: {error}).")
     return None
+
+
+def verdict_outputs(test, points: float, failure: Failure | None) -> list:
+    """The outputs that give a judged cell its points: a note, a partial score or an error."""
+    if failure is None:
+        return [new_output("stream", name="stdout", text=PASSED_NOTE)]
+    score = test.score(points, failure.mistake)
+    if score > 0:
+        note = failure.message + "\n" + PARTIAL_NOTE.format(score=score, points=points)
+        return [
+            new_output("stream", name="stdout", text=note),
+            new_output("execute_result", data={"text/plain": repr(score)}, execution_count=None),
+        ]
+    message = failure.message
+    return [new_output("error", ename="AssertionError", evalue=message, traceback=[message])]
 
 
 def _shown(cell) -> list:
@@ -160,6 +192,8 @@ def _shown(cell) -> list:
             kept.append(new_output("stream", name="stdout", text=text))
         elif output.output_type == "stream" and output.name == "stderr":
             kept.append(new_output("stream", name="stdout", text=output.text))
+        elif output.output_type == "execute_result":  # nbgrader would read it as a score
+            kept.append(new_output("display_data", data=output.data, metadata=output.metadata))
         else:
             kept.append(output)
     return kept
@@ -187,15 +221,11 @@ class JudgeTests(NbGraderPreprocessor):
                 continue
             cell.source = state["sources"][grade_id]
             file = state["folder"] / result_name(grade_id)
-            problem = verdict(
-                tests[grade_id], file, state["inputs"], state["context"], stopped.get(grade_id, "")
+            test = tests[grade_id]
+            failure = verdict(
+                test, file, state["inputs"], state["context"], stopped.get(grade_id, "")
             )
-            cell.outputs = _shown(cell)
-            if problem is None:
-                cell.outputs.append(new_output("stream", name="stdout", text=PASSED_NOTE))
-            else:
-                cell.outputs.append(
-                    new_output("error", ename="AssertionError", evalue=problem, traceback=[problem])
-                )
+            points = float(cell.metadata["nbgrader"]["points"])
+            cell.outputs = _shown(cell) + verdict_outputs(test, points, failure)
         shutil.rmtree(state["folder"], ignore_errors=True)
         return nb, resources

@@ -32,10 +32,31 @@ COLLAPSED = "a collapsed run stuck at chance"
 TINY_MAPS = "1x1 feature maps at 32 px"
 RANDOM_BACKBONE = "backbone without its ImageNet weights"
 
+#: Every known mistake, in the order of the assignments (the rubric tables list them so).
+KNOWN_MISTAKES = (
+    NOT_NORMALISED,
+    NOT_STANDARDISED,
+    NOT_ONE_HOT,
+    NOT_STRATIFIED,
+    RANDOM_BACKBONE,
+    WRONG_FROZEN,
+    NOT_RECOMPILED,
+    TINY_MAPS,
+    COLLAPSED,
+)
 
-def mistake(name: str, explanation: str) -> AssertionError:
-    """An ``AssertionError`` whose message names a known mistake, then explains the fix."""
-    return AssertionError(f"Known mistake: {name}. {explanation}")
+
+class Mistake(AssertionError):
+    """A failed check that names a known mistake: the rubric of its test prices it by ``name``."""
+
+    def __init__(self, name: str, explanation: str):
+        super().__init__(f"Known mistake: {name}. {explanation}")
+        self.name = name
+
+
+def mistake(name: str, explanation: str) -> Mistake:
+    """A :class:`Mistake` whose message names a known mistake, then explains the fix."""
+    return Mistake(name, explanation)
 
 
 # ------------------------------------------------------------------ assignment 1: preprocessing
