@@ -125,12 +125,20 @@ def test_collapse_table_lists_only_diagnosed_runs():
 
 
 def test_calibration_is_read_from_its_records(tmp_path):
-    for seed, accuracy in ((1, 0.40), (0, 0.44)):
-        (tmp_path / f"s{seed}.json").write_text(
+    for variant, seed, repeat, accuracy in (
+        ("reference-E3", 1, 0, 0.40),
+        ("reference-E3", 0, 1, 0.44),
+        ("reference-E3", 0, 0, 0.44),
+        ("head-only-E1", 0, 0, 0.38),
+    ):
+        (tmp_path / f"{variant}-{seed}-{repeat}.json").write_text(
             json.dumps(
                 {
                     "kind": "tlcourse-grading-calibration",
+                    "variant": variant,
+                    "repeat": repeat,
                     "held_out_accuracy": accuracy,
+                    "least_moved_block": 0.0 if variant == "head-only-E1" else 0.0062,
                     "score": 12.0,
                     "max_score": 12.0,
                     "seconds_per_notebook": 50.4,
@@ -139,13 +147,18 @@ def test_calibration_is_read_from_its_records(tmp_path):
             )
         )
     (tmp_path / "summary.json").write_text(
-        json.dumps({"kind": "tlcourse-grading-calibration-summary", "seeds": [0, 1]})
+        json.dumps({"kind": "tlcourse-grading-calibration-summary", "variants": {}})
     )
     (tmp_path / "other.json").write_text(json.dumps({"kind": "tlcourse-run"}))
-    seeds, summary = load_calibration(tmp_path)
-    assert summary == {"kind": "tlcourse-grading-calibration-summary", "seeds": [0, 1]}
-    lines = calibration_table(seeds).splitlines()
-    assert lines[2:] == ["| 0 | 44.0 | 12 of 12 | 50 |", "| 1 | 40.0 | 12 of 12 | 50 |"]
+    runs, summary = load_calibration(tmp_path)
+    assert summary == {"kind": "tlcourse-grading-calibration-summary", "variants": {}}
+    lines = calibration_table(runs).splitlines()
+    assert lines[2:] == [
+        "| head-only-E1 | 0 | 1 | 38.0 | 0.0e+00 | 12 of 12 | 50 |",
+        "| reference-E3 | 0 | 1 | 44.0 | 6.2e-03 | 12 of 12 | 50 |",
+        "| reference-E3 | 0 | 2 | 44.0 | 6.2e-03 | 12 of 12 | 50 |",
+        "| reference-E3 | 1 | 1 | 40.0 | 6.2e-03 | 12 of 12 | 50 |",
+    ]
 
 
 def test_parameter_counts_match_torchvision():

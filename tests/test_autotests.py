@@ -148,3 +148,29 @@ def test_graded_kernels_see_the_training_images_and_an_empty_test_set(cifar10_ro
     assert len(test) == 0 and len(full_test) == 10_000
     assert np.array_equal(train.images, full_train.images)
     assert np.array_equal(train.labels, full_train.labels)
+
+
+def test_the_held_out_images_are_none_a_notebook_can_load_under_any_budget(cifar10_root, tmp_path):
+    """Every image a graded kernel can read (its data view, whatever the budget takes from it)
+    and the library's own test subsets are disjoint from the grader's held-out images."""
+    import hashlib
+
+    from tlcourse.data import load_cifar10
+    from tlcourse.grading.grade.course import write_heldout, write_kernel_data
+    from tlcourse.pipeline import take_per_class
+
+    source = cifar10_root / "cifar-10-batches-py"
+    view = write_kernel_data(tmp_path / "kernel-data", source)
+    digests = lambda images: {hashlib.sha256(x.tobytes()).digest() for x in images}  # noqa: E731
+    reachable = set()
+    for split in load_cifar10(view, download=False):  # the full budget: everything in the view
+        reachable |= digests(split.images)
+    _, test = load_cifar10(source, download=False)
+    reachable |= digests(test.images[take_per_class(test.labels, 100, seed=0)])
+    heldouts = []
+    for seed in (0, 7):
+        with np.load(write_heldout(tmp_path / f"heldout-{seed}.npz", source, seed)) as held:
+            assert np.array_equal(np.bincount(held["labels"]), np.full(10, 100))
+            assert not digests(held["images"]) & reachable
+            heldouts.append(held["images"])
+    assert not np.array_equal(*heldouts)  # drawn with the course's secret seed

@@ -27,6 +27,9 @@ from corpus.mistakes import MISTAKES  # noqa: E402
 
 from tlcourse.grading.autotests import registry  # noqa: E402
 from tlcourse.grading.preprocessors.verdicts import PASSED_NOTE  # noqa: E402
+from tlcourse.grading.student import checks  # noqa: E402
+
+ALL_KNOWN = (*checks.KNOWN_MISTAKES, *checks.FINETUNING_MISTAKES)
 
 
 def grade_cells(assignment: str) -> dict[str, dict]:
@@ -68,6 +71,36 @@ def test_wrong_submission_gets_partial_score_and_named_feedback(graded_course, m
     feedback = graded_course.feedback(a, mistake.name)
     for text in mistake.feedback:
         assert text in feedback
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mistake", MISTAKES, ids=lambda m: m.name)
+def test_feedback_names_the_cases_own_mistakes_and_no_other(graded_course, mistake):
+    """A diagnosis fires only on its mistake: every known mistake the case does not make
+    stays unnamed in its feedback (and a valid alternative names none)."""
+    feedback = graded_course.feedback(mistake.assignment, mistake.name)
+    named = {name for name in ALL_KNOWN if f"Known mistake: {name}." in feedback}
+    assert named == set(mistake.diagnoses)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_the_reference_solution_is_told_of_no_mistake(graded_course, assignment):
+    assert "Known mistake:" not in graded_course.feedback(assignment, "sol")
+
+
+@pytest.mark.slow
+def test_a_submission_graded_twice_gets_the_same_grade(graded_course):
+    a = "03-finetuning"
+    cells = [c for c, meta in grade_cells(a).items() if not meta.get("solution")]
+    first = [graded_course.grade(a, "sol", cell) for cell in cells]
+    assert first == [graded_course.grade(a, "sol-again", cell) for cell in cells]
+    from tlcourse.grading.grade.pool import report_path
+
+    report = json.loads(report_path(graded_course.path, a).read_text())
+    rows = report["students"]
+    assert rows["sol"]["held_out_accuracy"] == rows["sol-again"]["held_out_accuracy"]
+    assert rows["sol"]["handin_evidence"] == rows["sol-again"]["handin_evidence"]
 
 
 @pytest.mark.slow
@@ -147,7 +180,8 @@ def test_rerun_skips_graded_submissions_and_keeps_grades(graded_course):
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "graded 0, skipped 7, not graded 0" in result.output
+    students = 2 + sum(m.assignment == "02-freezing" for m in MISTAKES)
+    assert f"graded 0, skipped {students}, not graded 0" in result.output
     assert (course / "grades.csv").read_text() == before
 
 

@@ -272,29 +272,76 @@ def collapse_table(records: Iterable[dict]) -> str:
 
 
 def load_calibration(folder: str | os.PathLike) -> tuple[list[dict], dict | None]:
-    """The grading calibration under ``folder``: per-seed records and the summary (or None)."""
-    seeds, summary = [], None
+    """The grading calibration under ``folder``: its runs (by variant, seed and repeat) and the
+    summary (or None)."""
+    runs, summary = [], None
     for path in sorted(Path(folder).glob("*.json")):
         data = json.loads(path.read_text())
         if data.get("kind") == "tlcourse-grading-calibration":
-            seeds.append(data)
+            runs.append(data)
         elif data.get("kind") == "tlcourse-grading-calibration-summary":
             summary = data
-    return sorted(seeds, key=lambda d: d["provenance"]["seed"]), summary
+    order = lambda d: (d.get("variant", ""), d["provenance"]["seed"], d.get("repeat", 0))  # noqa: E731
+    return sorted(runs, key=order), summary
 
 
-def calibration_table(seeds: Sequence[dict]) -> str:
-    """One row a calibration seed: held-out accuracy, score, seconds a notebook."""
+def calibration_table(runs: Sequence[dict]) -> str:
+    """One row a calibration run: variant, seed, held-out accuracy, least-moved block, score."""
     lines = [
-        "| Seed | Held-out accuracy % | Score | Seconds a notebook |",
-        "|---|---|---|---|",
+        "| Variant | Seed | Run | Held-out accuracy % | Least-moved backbone block | Score "
+        "| Seconds |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for d in seeds:
+    for d in runs:
+        moved = d.get("least_moved_block")
         lines.append(
-            f"| {d['provenance']['seed']} | {percent(d['held_out_accuracy'], 1)} "
+            f"| {d.get('variant', '-')} | {d['provenance']['seed']} | {d.get('repeat', 0) + 1} "
+            f"| {percent(d['held_out_accuracy'], 1)} "
+            f"| {'-' if moved is None else f'{moved:.1e}'} "
             f"| {d['score']:g} of {d['max_score']:g} | {d['seconds_per_notebook']:.0f} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def calibration_summary_table(summary: dict) -> str:
+    """Per variant: runs, held-out accuracy (mean, std, range), least-moved block, rerun spread."""
+    lines = [
+        "| Variant | Runs | Held-out accuracy % (mean +/- std) | Range % "
+        "| Least-moved block (range) | Same seed, graded again: spread |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, v in summary["variants"].items():
+        lines.append(
+            f"| {name} | {v['runs']} | {percent(v['held_out_accuracy_mean'], 1)} +/- "
+            f"{100 * v['held_out_accuracy_std']:.1f} | {percent(v['held_out_accuracy_min'], 1)} "
+            f"to {percent(v['held_out_accuracy_max'], 1)} | {v['least_moved_block_min']:.1e} "
+            f"to {v['least_moved_block_max']:.1e} | {100 * v['repeat_spread']:.1f} points |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def corpus_table(record: dict) -> str:
+    """One row a realistic-corpus case: expected and got points, mistakes named."""
+    lines = [
+        "| Assignment | Case | Expected | Got | Mistakes named in the feedback | As expected |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in record["cases"]:
+        named = "; ".join(row["named_diagnoses"]) or ("none (valid)" if row["valid"] else "none")
+        lines.append(
+            f"| {row['assignment']} | {row['case']} | {row['expected_total']:g} of "
+            f"{row['max_total']:g} | {row['got_total']:g} | {named} "
+            f"| {'yes' if row['as_expected'] else '**no**'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def rubric_table(lines: Sequence) -> str:
+    """An assignment's rubric (:func:`tlcourse.grading.autotests.rubric`) as a Markdown table."""
+    rows = [["Graded cell", "Points", "Mistake", "Points lost"]]
+    for line in lines:
+        rows.append([f"`{line.cell}`", f"{line.points:g}", line.mistake, line.cost])
+    return "\n".join("| " + " | ".join(row) + " |" for row in [rows[0], ["---"] * 4, *rows[1:]])
 
 
 def grader_action(row: dict) -> str:

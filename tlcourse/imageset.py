@@ -46,6 +46,21 @@ class ImageSet:
         """Number of classes, ``len(class_names)``."""
         return len(self.class_names)
 
+    def digests(self) -> np.ndarray:
+        """A 64-bit digest of each image's pixels (uint64, ``(N,)``): equal images, equal digests.
+
+        What a check needs to tell whether two sets share images, without keeping the images.
+        """
+        import hashlib
+
+        return np.array(
+            [
+                int.from_bytes(hashlib.blake2b(image.tobytes(), digest_size=8).digest(), "little")
+                for image in self.images
+            ],
+            dtype=np.uint64,
+        )
+
     def subset(self, indices: Sequence[int] | np.ndarray) -> ImageSet:
         """Return the images at ``indices`` (integer indices or a boolean mask), as a copy."""
         indices = np.asarray(indices)

@@ -153,6 +153,8 @@ class TrainResult:
     notes: list[str] = field(default_factory=list)
     #: Share of fire9's channels that are zero for every probe image after training.
     dead_channels: float = 0.0
+    #: :meth:`ImageSet.digests` of the training images: which images this run trained on.
+    trained_on: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64), repr=False)
 
 
 def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int):
@@ -517,6 +519,7 @@ def fit(
         images_per_second=epochs_run * len(train) / wall if wall > 0 else float("nan"),
         notes=notes,
         dead_channels=dead_channel_fraction(model, probe_images),
+        trained_on=train.digests(),
     )
     if monitor.collapse_epoch is not None:
         result.collapsed = True

@@ -56,7 +56,8 @@ class Test:
 
     probe: Callable[[Mapping, Mapping[str, np.ndarray]], Data]
     judge: Callable[[Mapping[str, np.ndarray], Mapping[str, np.ndarray], JudgeContext], None]
-    #: Points a named mistake costs, by its name; a failure the rubric does not name costs all.
+    #: Points each known mistake this test can name costs (every one it names is listed, so the
+    #: rubric is complete); a failure the rubric does not name costs all the cell's points.
     rubric: Mapping[str, float] = field(default_factory=dict)
 
     def score(self, points: float, mistake: str | None) -> float:
@@ -107,3 +108,36 @@ def find_test(assignment: str, grade_id: str) -> Test | None:
     """The test of ``grade_id`` in ``assignment``; ``None`` if the grader has no judge for it."""
     found = registry().get(assignment)
     return found.tests.get(grade_id) if found else None
+
+
+@dataclass(frozen=True)
+class RubricLine:
+    """One line of an assignment's rubric: what a mistake in a graded cell costs."""
+
+    cell: str
+    points: float
+    mistake: str
+    cost: str
+
+
+def rubric(name: str, points: Mapping[str, float]) -> list[RubricLine]:
+    """The rubric of assignment ``name``: every priced mistake of each test cell (``points``:
+    the notebook's points by grade_id), then what any other failure costs, then the grader's
+    own evaluation where the assignment has one."""
+    from tlcourse.grading.grade import accuracy
+
+    lines = []
+    for grade_id, test in registry()[name].tests.items():
+        cell_points = points[grade_id]
+        for mistake, cost in test.rubric.items():
+            shown = f"{cell_points:g} (all)" if cost >= cell_points else f"{cost:g}"
+            lines.append(RubricLine(grade_id, cell_points, mistake, shown))
+        lines.append(
+            RubricLine(grade_id, cell_points, "any other failed check", f"{cell_points:g} (all)")
+        )
+    if name == accuracy.ASSIGNMENT:
+        lines += [
+            RubricLine(accuracy.GRADE_CELL, points[accuracy.GRADE_CELL], mistake, cost)
+            for mistake, cost in accuracy.rubric(points[accuracy.GRADE_CELL])
+        ]
+    return lines

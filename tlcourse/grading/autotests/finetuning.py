@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from tlcourse.grading.autotests import Assignment, JudgeContext, Test, answer
+from tlcourse.grading.autotests import (
+    Assignment,
+    JudgeContext,
+    Test,
+    answer,
+    prefixed,
+    unprefixed,
+)
 from tlcourse.grading.kernel import record
 from tlcourse.grading.student import checks
 
@@ -23,15 +30,16 @@ def _history(answers):
     return record.history(getattr(result, "history", result))
 
 
-def validation_size(context: JudgeContext) -> int:
-    """How many validation images the notebook's budget gives (computed as the notebook does)."""
+def validation_split(context: JudgeContext):
+    """The notebook's (training, validation) images under its budget, computed as it does."""
     from tlcourse.pipeline import stratified_split, take_per_class
 
     budget = context.budget
-    labels = context.train.labels
+    train = context.train
     if budget.train_per_class is not None:
-        labels = labels[take_per_class(labels, budget.train_per_class, seed=budget.seed)]
-    return len(stratified_split(labels, budget.val_fraction, seed=budget.seed)[1])
+        train = train.subset(take_per_class(train.labels, budget.train_per_class, seed=budget.seed))
+    train_idx, val_idx = stratified_split(train.labels, budget.val_fraction, seed=budget.seed)
+    return train.subset(train_idx), train.subset(val_idx)
 
 
 def _probe_config(answers, _given):
@@ -43,13 +51,27 @@ def _judge_config(results, _given, context):
 
 
 def _probe_train(answers, _given):
-    return _history(answers)
+    found = prefixed("history", _history(answers))
+    found |= prefixed("config", record.config(answer(answers, "CONFIG")))
+    result = answer(answers, "result")
+    trained = getattr(result, "config", None)  # fit's TrainResult says what trained, and on what
+    if trained is not None:
+        found |= prefixed("trained", record.config(trained))
+    if getattr(result, "trained_on", None) is not None:
+        found["trained_on"] = record.array(result.trained_on, "result.trained_on")
+    return found
 
 
 def _judge_train(results, _given, context):
-    checks.check_not_collapsed({name: list(values) for name, values in results.items()})
-    if len(results["loss"]) != context.budget.epochs:
+    history = {name: list(values) for name, values in unprefixed("history", results).items()}
+    config, trained = unprefixed("config", results), unprefixed("trained", results)
+    checks.check_not_collapsed(history, config=trained or config)
+    if len(history.get("loss", [])) != context.budget.epochs:
         raise AssertionError(f"train for budget.epochs ({context.budget.epochs}) epochs")
+    checks.check_run_settings(config, trained)
+    if "trained_on" in results:
+        _, val = validation_split(context)
+        checks.check_not_trained_on_validation(results["trained_on"], val.digests())
 
 
 def _probe_curves(answers, _given):
@@ -76,16 +98,34 @@ def _probe_confusion(answers, _given):
 
 def _judge_confusion(results, _given, context):
     accuracy = float(results["val_accuracy"][-1])
-    checks.check_confusion_matrix(results["matrix"], accuracy, validation_size(context))
+    _, val = validation_split(context)
+    checks.check_confusion_matrix(results["matrix"], accuracy, val.labels)
 
 
 ASSIGNMENT = Assignment(
     "03-finetuning",
     inputs,
     {
-        "test_config": Test(_probe_config, _judge_config),
-        "test_train": Test(_probe_train, _judge_train),
+        "test_config": Test(
+            _probe_config,
+            _judge_config,
+            {checks.NOT_FINE_TUNED: 1, checks.NOT_STANDARDISED: 1, checks.RATE_TOO_HIGH: 1},
+        ),
+        "test_train": Test(
+            _probe_train,
+            _judge_train,
+            {checks.COLLAPSED: 2, checks.CONFIG_NOT_USED: 1, checks.TRAINED_ON_VALIDATION: 2},
+        ),
         "test_curves": Test(_probe_curves, _judge_curves),
-        "test_confusion": Test(_probe_confusion, _judge_confusion),
+        "test_confusion": Test(
+            _probe_confusion,
+            _judge_confusion,
+            {
+                checks.TRANSPOSED: 1,
+                checks.MATRIX_OF_FRACTIONS: 1,
+                checks.MATRIX_NOT_VALIDATION: 2,
+                checks.MATRIX_NOT_THIS_MODEL: 2,
+            },
+        ),
     },
 )

@@ -140,13 +140,42 @@ def generate(course: Path, assignments=ASSIGNMENTS) -> None:
         require_success(api.generate_assignment(name), f"nbgrader generate_assignment {name}")
 
 
-def write_heldout(path: Path, data=None) -> Path:
-    """The grader's held-out images: 100 a class of CIFAR-10's test set (uint8, labels)."""
-    from tlcourse.data import load_cifar10
+def heldout_indices(train, test, seed: int) -> np.ndarray:
+    """Test images no notebook can load or has seen, ``HELDOUT_PER_CLASS`` a class (sorted).
+
+    Graded kernels see only the training images (:func:`write_kernel_data`), so the held-out
+    images come from the test set, minus any test image that is a training image pixel for
+    pixel and minus the library's own test subsets (``take_per_class(test, n, seed=0)``, which
+    the book and ``tlcourse reproduce`` use and a student may have tuned on at home). They are
+    drawn with the course's secret seed.
+    """
+    import hashlib
+
     from tlcourse.pipeline import take_per_class
 
-    _, test = load_cifar10(data)
-    held = test.subset(take_per_class(test.labels, HELDOUT_PER_CLASS, seed=0))
+    digest = lambda image: hashlib.sha256(image.tobytes()).digest()  # noqa: E731
+    seen = {digest(image) for image in train.images}
+    usable = np.array([digest(image) not in seen for image in test.images], dtype=bool)
+    usable[take_per_class(test.labels, HELDOUT_PER_CLASS, seed=0)] = False
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for label in np.unique(test.labels):
+        members = np.flatnonzero(usable & (test.labels == label))
+        if len(members) < HELDOUT_PER_CLASS:
+            raise CourseError(
+                f"The data's test set has only {len(members)} images of class {label} that "
+                f"no notebook can see; the grader holds out {HELDOUT_PER_CLASS} a class."
+            )
+        chosen.append(rng.choice(members, HELDOUT_PER_CLASS, replace=False))
+    return np.sort(np.concatenate(chosen))
+
+
+def write_heldout(path: Path, data=None, seed: int = 0) -> Path:
+    """The grader's held-out images (uint8, labels): :func:`heldout_indices` of ``data``."""
+    from tlcourse.data import load_cifar10
+
+    train, test = load_cifar10(data, download=False)
+    held = test.subset(heldout_indices(train, test, seed))
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, images=held.images, labels=held.labels)
     return path
@@ -206,7 +235,8 @@ def init_course(course: str | os.PathLike, *, data=None, weights=None, force: bo
     shutil.copy(root / "autograder" / CONFIG_FILE, course / CONFIG_FILE)
     for name in ASSIGNMENTS:
         shutil.copytree(root / "solutions" / name, course / "source" / name, dirs_exist_ok=True)
-    heldout = write_heldout(course / GRADER_DIR / HELDOUT_FILE, data_path)
+    judge_seed = secrets.randbelow(2**31)
+    heldout = write_heldout(course / GRADER_DIR / HELDOUT_FILE, data_path, judge_seed)
     kernel_data = write_kernel_data(course / GRADER_DIR / KERNEL_DATA_DIR, data_path)
     settings = {
         "environment": {DATA_ENV: str(data_path), WEIGHTS_ENV: str(weights_path)},
@@ -214,7 +244,7 @@ def init_course(course: str | os.PathLike, *, data=None, weights=None, force: bo
             DATA_ENV: str(kernel_data.relative_to(course)),
             WEIGHTS_ENV: str(weights_path),
         },
-        "judge_seed": secrets.randbelow(2**31),
+        "judge_seed": judge_seed,
         "data_sha256": sha256_of(data_path),
         "weights_sha256": sha256_of(weights_path),
         "heldout_sha256": sha256_of(heldout),

@@ -148,6 +148,7 @@ def write_report(course: Path, assignment: str, failed: dict, rejected: dict) ->
             "score": record.get("score"),
             "max_score": record.get("max_score"),
             "held_out_accuracy": record.get("held_out_accuracy"),
+            "handin_evidence": record.get("handin_evidence", {}),
             "seconds": record.get("seconds"),
             "notes": record.get("notes", []),
             "source": record.get("source"),

@@ -188,7 +188,7 @@ def grade_submission(
 
     from nbgrader.api import Gradebook
 
-    held_out_accuracy = None
+    held_out_accuracy, evidence = None, {}
     if assignment == accuracy.ASSIGNMENT:
         settings = json.loads((course / SETTINGS_FILE).read_text())
         with Gradebook(api.coursedir.db_url, api.coursedir.course_id) as gb:
@@ -200,7 +200,7 @@ def grade_submission(
         except CourseError as error:  # the grader's held-out images, not the student's work
             undo_autograde(api, assignment, student, graded)
             raise EnvironmentBroken(str(error)) from error
-        held_out_accuracy = grade.accuracy
+        held_out_accuracy, evidence = grade.accuracy, grade.record()
         for attempt in range(LOCK_RETRIES):
             try:
                 with Gradebook(api.coursedir.db_url, api.coursedir.course_id) as gb:
@@ -224,6 +224,7 @@ def grade_submission(
         "max_score": max_score,
         "notes": notes,
         "held_out_accuracy": held_out_accuracy,
+        "handin_evidence": evidence,
         "seconds": round(time.perf_counter() - start, 2),
     }
 

@@ -4,8 +4,9 @@
 grader has a judge for (:mod:`tlcourse.grading.autotests`), it writes the grader's inputs into
 the submission's folder, takes the hidden tests out of the cell (they never reach the kernel),
 and adds after it a cell that runs the test's probe
-(:mod:`tlcourse.grading.kernel.probe`). :class:`JudgeTests` runs after the execution: it removes
-those cells, reads each probe's results as untrusted data and judges them here, in the
+(:mod:`tlcourse.grading.kernel.probe`); a first cell makes the run seeded and deterministic
+(:mod:`tlcourse.grading.kernel.determinism`). :class:`JudgeTests` runs after the execution: it
+removes those cells, reads each probe's results as untrusted data and judges them here, in the
 grader's process, on its own copy of the inputs. A judged test cell keeps what it printed in
 the notebook (stderr and errors turned into text: warnings and progress bars never cost
 points), but its points follow the judge alone: a passed judgement leaves no error in the cell;
@@ -25,7 +26,7 @@ from nbformat.v4 import new_code_cell, new_output
 from nbgrader.preprocessors import NbGraderPreprocessor
 
 from tlcourse.grading.autotests import JudgeContext, registry
-from tlcourse.grading.kernel import probe
+from tlcourse.grading.kernel import determinism, probe
 from tlcourse.grading.kernel.exchange import (
     ERROR_KEY,
     FOLDER,
@@ -85,6 +86,17 @@ def _probe_cell(assignment: str, grade_id: str, folder: Path):
     return cell
 
 
+def _start_cell(seed: int):
+    """The graded run's first cell: seeded, deterministic TensorFlow (removed after the run)."""
+    cell = new_code_cell(
+        f"import {determinism.__name__} as _tlcourse_start\n"
+        f"_tlcourse_start.start({int(seed)})\n"
+        "del _tlcourse_start"
+    )
+    cell.metadata["tlcourse_probe"] = "start"
+    return cell
+
+
 def _fresh_folder(folder: Path) -> None:
     """An empty exchange folder made by the grader (whatever the submission put there goes)."""
     if folder.is_symlink() or folder.is_file():
@@ -114,7 +126,7 @@ class ProbeTests(NbGraderPreprocessor):
                 sources[grade_id] = cell.source
                 cell.source = _HIDDEN.sub("", cell.source)
                 cells.append(_probe_cell(assignment.name, grade_id, folder))
-        nb.cells = cells
+        nb.cells = [_start_cell(context.budget.seed), *cells]
         resources[_STATE] = {
             "assignment": assignment,
             "context": context,
