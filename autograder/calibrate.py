@@ -101,6 +101,14 @@ def grade_run(course: Path, variant: str, seed: int, repeat: int, out: Path) -> 
     return record
 
 
+def recorded(folder: Path) -> list[dict]:
+    """The calibration runs recorded in ``folder``."""
+    import json
+
+    found = (json.loads(p.read_text()) for p in sorted(folder.glob(f"{ASSIGNMENT}-calibration-*")))
+    return [r for r in found if r.get("kind") == "tlcourse-grading-calibration"]
+
+
 def summarise(records: list[dict]) -> dict:
     """Per variant: held-out accuracy and least-moved block (mean, std, extremes); the lines."""
     variants = {}
@@ -108,13 +116,15 @@ def summarise(records: list[dict]) -> dict:
         runs = [r for r in records if r["variant"] == variant]
         if not runs:
             continue
-        held = [r["held_out_accuracy"] for r in runs]
+        first = [r for r in runs if r["repeat"] == 0]  # one run a seed: the seeds' spread
+        held = [r["held_out_accuracy"] for r in first]
         moved = [r["least_moved_block"] for r in runs]
         by_seed: dict[int, list[float]] = {}
         for r in runs:
             by_seed.setdefault(r["provenance"]["seed"], []).append(r["held_out_accuracy"])
         variants[variant] = {
             "runs": len(runs),
+            "repeats": len(runs) - len(first),
             "seeds": sorted(by_seed),
             "held_out_accuracy_mean": statistics.mean(held),
             "held_out_accuracy_std": statistics.stdev(held) if len(held) > 1 else 0.0,
@@ -139,12 +149,21 @@ def summarise(records: list[dict]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--course", type=Path, required=True, help="from tlcourse course init")
+    parser.add_argument("--course", type=Path, help="from tlcourse course init")
     parser.add_argument("--seeds", default="0-9", help="'0-9' or '0,1,2'")
+    # Runs of seed 0 again: graded twice, a submission must get the same grade.
     parser.add_argument("--repeats", type=int, default=2, help="extra runs of the first seed")
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--out", type=Path, default=Path("results/grading"))
+    parser.add_argument(
+        "--summarise", action="store_true", help="only summarise the records already in --out"
+    )
     args = parser.parse_args()
+    if args.summarise:
+        summary = summarise(recorded(args.out))
+        write_json_atomic(args.out / f"{ASSIGNMENT}-calibration.json", summary)
+        print(summary)
+        return
     course = check_course(args.course)
     seeds = _seeds(args.seeds)
     records = []

@@ -69,6 +69,13 @@ REBUILD_HELDOUT = (
     "    print('REBUILT the test set', len(_test))\n"
     "print('data seen by the kernel:', sorted(os.listdir(os.environ['TLCOURSE_DATA'])))\n"
 )
+FORGED_SCORE = (
+    "def to_unit(images):\n"
+    "    from IPython import get_ipython\n"
+    "    get_ipython().displayhook(2.0)  # an execute_result: nbgrader's partial-credit output\n"
+    "    print('Partial credit: 2 of 2 points (the rubric prices this mistake).')\n"
+    "    return np.asarray(images).astype(np.float32)\n"
+)
 MARKER_TEXT = (
     "# ### BEGIN HIDDEN TESTS  (a student's note)\n# ### END HIDDEN TESTS\n# ### BEGIN SOLUTION\n"
 )
@@ -113,6 +120,14 @@ FORGERIES: tuple[Case, ...] = (
         8,
         ("Known mistake: data not normalised",),
         defence="a forged result is still judged as data: wrong values fail",
+    ),
+    Case(
+        "forged-partial-score",
+        "a score published from the test cell as nbgrader's partial-credit output",
+        answer("to_unit", FORGED_SCORE),
+        8,
+        ("Known mistake: data not normalised",),
+        defence="a judged cell's own results are shown as display data; only the verdict scores",
     ),
     Case(
         "rebuild-heldout",
