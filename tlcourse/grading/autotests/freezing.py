@@ -1,4 +1,16 @@
-"""Assignment 2, freezing: the transfer model, which layers train, recompiling, counting."""
+"""Assignment 2, freezing: the transfer model, which layers train, recompiling, counting.
+
+The rubric prices a mistake by what it leaves of the exercise. A backbone without its ImageNet
+weights, a count of tensors instead of parameters or wrong layers frozen in several
+experiments cost the whole cell; a head right but for its last activation (no softmax, a ReLU
+before it), one experiment frozen wrong, frozen layers never unfrozen, ``model.trainable =
+False`` over right layer flags, or counts in the wrong order cost one point; a wrong loss in
+the recompile and a working but not the smallest image size half a point.
+
+``test_recompiled`` judges only the recompile: training after ``apply_freezing`` must leave the
+layers it froze unchanged, whichever they are (see
+:func:`~tlcourse.grading.kernel.record.recompile_evidence`).
+"""
 
 from __future__ import annotations
 
@@ -17,6 +29,8 @@ from tlcourse.grading.student import checks
 
 EXPERIMENTS = ("E1", "E2", "E3")
 IMAGE_SIZES = (32, 64)
+#: A model frozen under one experiment, then another: (name, first, then).
+REFREEZES = (("E3-then-E2", "E3", "E2"), ("E1-then-E3", "E1", "E3"))
 
 
 def inputs(_context: JudgeContext) -> dict[str, np.ndarray]:
@@ -50,14 +64,16 @@ def _probe_freezing(answers, _given):
     for experiment in EXPERIMENTS:
         model = apply_freezing(_new_model(), experiment)
         found |= prefixed(experiment, record.layer_flags(model))
-    model = apply_freezing(apply_freezing(_new_model(), "E3"), "E2")
-    return found | prefixed("E3-then-E2", record.layer_flags(model))
+    for name, first, then in REFREEZES:
+        model = apply_freezing(apply_freezing(_new_model(), first), then)
+        found |= prefixed(name, record.layer_flags(model))
+    return found
 
 
 def _judge_freezing(results, _given, _context):
-    for name, experiment in (*((e, e) for e in EXPERIMENTS), ("E3-then-E2", "E2")):
-        flags = unprefixed(name, results)
-        checks.check_trainable(flags["layers"], flags["trainable"], experiment)
+    configs = {e: (e, unprefixed(e, results)) for e in EXPERIMENTS}
+    configs |= {name: (then, unprefixed(name, results)) for name, _, then in REFREEZES}
+    checks.check_freezing(configs)
 
 
 def _probe_recompiled(answers, _given):
@@ -84,8 +100,9 @@ def _judge_count_parameters(results, _given, context):
     from tlcourse.models import transfer_model
 
     build = lambda: transfer_model(classes=10, weights=None)  # noqa: E731 (counts only)
+    tensors = checks.miscounts(build)
     for experiment, expected in checks.expected_counts(build).items():
-        checks.check_counts(results[experiment], expected, experiment)
+        checks.check_counts(results[experiment], expected, experiment, tensors[experiment])
 
 
 def _probe_image_size(answers, _given):
@@ -93,22 +110,42 @@ def _probe_image_size(answers, _given):
 
 
 def _judge_image_size(results, _given, _context):
-    size = int(results["image_size"])
-    checks.check_image_size(size)
-    if size % 32:
-        raise AssertionError("IMAGE_SIZE must be a multiple of 32")
-    if size != 64:
-        raise AssertionError("the smallest multiple of 32 with a 3x3 map at fire9 is 64")
+    checks.check_smallest_image_size(int(results["image_size"]))
 
 
 ASSIGNMENT = Assignment(
     "02-freezing",
     inputs,
     {
-        "test_build_model": Test(_probe_build_model, _judge_build_model),
-        "test_freezing": Test(_probe_freezing, _judge_freezing),
-        "test_recompiled": Test(_probe_recompiled, _judge_recompiled),
-        "test_count_parameters": Test(_probe_count_parameters, _judge_count_parameters),
-        "test_image_size": Test(_probe_image_size, _judge_image_size),
+        "test_build_model": Test(
+            _probe_build_model,
+            _judge_build_model,
+            {checks.RANDOM_BACKBONE: 2, checks.NO_SOFTMAX: 1, checks.RELU_BEFORE_SOFTMAX: 1},
+        ),
+        "test_freezing": Test(
+            _probe_freezing,
+            _judge_freezing,
+            {
+                checks.WRONG_FROZEN: 1,
+                checks.STAYS_FROZEN: 1,
+                checks.MODEL_FROZEN: 1,
+                checks.WRONG_FROZEN_SEVERAL: 2,
+            },
+        ),
+        "test_recompiled": Test(
+            _probe_recompiled,
+            _judge_recompiled,
+            {checks.NOT_RECOMPILED: 1, checks.WRONG_LOSS: 0.5},
+        ),
+        "test_count_parameters": Test(
+            _probe_count_parameters,
+            _judge_count_parameters,
+            {checks.COUNTS_SWAPPED: 1, checks.COUNTED_TENSORS: 2},
+        ),
+        "test_image_size": Test(
+            _probe_image_size,
+            _judge_image_size,
+            {checks.TINY_MAPS: 1, checks.NOT_SMALLEST: 0.5},
+        ),
     },
 )

@@ -1,4 +1,12 @@
-"""Assignment 1, preprocessing: scaling, standardising, one-hot labels, the split, the pipeline."""
+"""Assignment 1, preprocessing: scaling, standardising, one-hot labels, the split, the pipeline.
+
+Each test cell is worth 2 points. The rubric prices a mistake by what it leaves of the
+exercise: a step left out, or the wrong kind of step (raw pixels, no standardisation, labels
+not one-hot, a leaking split), costs both points; a step done with a slip in a constant, an
+order or a parameter (/256, [-1, 1], BGR, 9 columns, an ignored seed or batch size) costs one;
+the right values in another dtype cost one; bilinear resizing done with another interpolation
+costs half a point. A rubric lists every mistake its judge can name.
+"""
 
 from __future__ import annotations
 
@@ -12,17 +20,37 @@ from tlcourse.pipeline import take_per_class
 #: (image_size, batch_size) of the pipelines the grader asks for.
 PIPELINES = ((64, 16), (32, 32))
 
+#: The same slips cost the same wherever they show (scaling, standardising, the pipeline).
+_SCALING = {
+    checks.NOT_NORMALISED: 2,
+    checks.WRONG_CONSTANT: 1,
+    checks.SIGNED_RANGE: 1,
+    checks.OWN_RANGE: 1,
+    checks.WRONG_DTYPE: 1,
+}
+_STANDARDISING = {
+    **_SCALING,
+    checks.NOT_STANDARDISED: 2,
+    checks.MEAN_STD_SWAPPED: 1,
+    checks.BGR_ORDER: 1,
+}
+_LABELS = {checks.NOT_ONE_HOT: 2, checks.WRONG_WIDTH: 1, checks.LABELS_SHIFTED: 1}
+
 
 def inputs(context: JudgeContext) -> dict[str, np.ndarray]:
     """Training images the notebook did not pick (the course's seed), extremes, split labels."""
     train = context.train
     chosen = take_per_class(train.labels, 5, seed=context.seed)
     rng = np.random.default_rng(context.seed)
+    images = train.images[chosen]
     return {
-        "images": train.images[chosen],
+        "images": images,
         "labels": train.labels[chosen],
         "extremes": np.stack([np.zeros((4, 4, 3), np.uint8), np.full((4, 4, 3), 255, np.uint8)]),
+        # dim images (no pixel above 127): scaling by the data's own maximum shows on them
+        "dim": (images[:10] // 2).astype(np.uint8),
         "classes": np.arange(10),
+        "first_nine": checks.FIRST_NINE,
         "split_labels": rng.permutation(np.repeat(np.arange(10), 50)),
     }
 
@@ -30,35 +58,35 @@ def inputs(context: JudgeContext) -> dict[str, np.ndarray]:
 def _probe_to_unit(answers, given):
     to_unit = answer(answers, "to_unit")
     return {
-        "images": record.array(to_unit(given["images"]), "to_unit"),
-        "extremes": record.array(to_unit(given["extremes"]), "to_unit"),
+        key: record.array(to_unit(given[key]), "to_unit") for key in ("images", "dim", "extremes")
     }
 
 
 def _judge_to_unit(results, given, _context):
-    checks.check_unit_scaled(results["images"], given["images"])
-    checks.check_unit_scaled(results["extremes"], given["extremes"])
+    for key in ("images", "dim", "extremes"):
+        checks.check_unit_scaled(results[key], given[key])
 
 
 def _probe_standardize(answers, given):
-    return {"images": record.array(answer(answers, "standardize")(given["images"]), "standardize")}
+    standardize = answer(answers, "standardize")
+    return {key: record.array(standardize(given[key]), "standardize") for key in ("images", "dim")}
 
 
 def _judge_standardize(results, given, _context):
-    checks.check_standardized(results["images"], given["images"])
+    for key in ("images", "dim"):
+        checks.check_standardized(results[key], given[key])
+
+
+_LABEL_SAMPLES = ("labels", "classes", "first_nine")
 
 
 def _probe_encode_labels(answers, given):
     encode = answer(answers, "encode_labels")
-    return {
-        "labels": record.array(encode(given["labels"]), "encode_labels"),
-        "classes": record.array(encode(given["classes"]), "encode_labels"),
-    }
+    return checks.encodings(encode, {key: given[key] for key in _LABEL_SAMPLES})
 
 
 def _judge_encode_labels(results, given, _context):
-    checks.check_one_hot(results["labels"], given["labels"])
-    checks.check_one_hot(results["classes"], given["classes"])
+    checks.check_encodings(results, {key: given[key] for key in _LABEL_SAMPLES})
 
 
 def _probe_split(answers, given):
@@ -100,10 +128,30 @@ ASSIGNMENT = Assignment(
     "01-preprocessing",
     inputs,
     {
-        "test_to_unit": Test(_probe_to_unit, _judge_to_unit),
-        "test_standardize": Test(_probe_standardize, _judge_standardize),
-        "test_encode_labels": Test(_probe_encode_labels, _judge_encode_labels),
-        "test_split": Test(_probe_split, _judge_split),
-        "test_make_pipeline": Test(_probe_make_pipeline, _judge_make_pipeline),
+        "test_to_unit": Test(_probe_to_unit, _judge_to_unit, _SCALING),
+        "test_standardize": Test(_probe_standardize, _judge_standardize, _STANDARDISING),
+        "test_encode_labels": Test(_probe_encode_labels, _judge_encode_labels, _LABELS),
+        "test_split": Test(
+            _probe_split,
+            _judge_split,
+            {
+                checks.OVERLAP: 2,
+                checks.WRONG_FRACTION: 1,
+                checks.NOT_STRATIFIED: 1,
+                checks.SEED_IGNORED: 1,
+            },
+        ),
+        "test_make_pipeline": Test(
+            _probe_make_pipeline,
+            _judge_make_pipeline,
+            {
+                **_STANDARDISING,
+                **_LABELS,
+                checks.SHUFFLED: 1,
+                checks.BATCH_SIZE_IGNORED: 1,
+                checks.NOT_RESIZED: 1,
+                checks.RESIZE_METHOD: 0.5,
+            },
+        ),
     },
 )

@@ -729,16 +729,17 @@ def check_freezing(configs: Mapping[str, tuple[str, Mapping]]) -> None:
             wrong[name] = (experiment, flags, found)
     if not wrong:
         return
-    if all(
-        not bool(flags.get("model_trainable", True))
-        and not any(_wrong_layers(flags["layers"], flags["flagged"], experiment))
-        for experiment, flags, _ in wrong.values()
+    # model.trainable = False, then layers unfrozen: on a new model their flags are right
+    if all(not bool(flags.get("model_trainable", True)) for _, flags, _ in wrong.values()) and all(
+        not any(_wrong_layers(flags["layers"], flags.get("flagged", flags["trainable"]), e))
+        for name, (e, flags) in configs.items()
+        if name == e
     ):
         raise mistake(
             MODEL_FROZEN,
-            "The layers' own flags are right but the model's `trainable` is False, and then "
-            "nothing trains whatever its layers say: set layer.trainable per layer only (or "
-            "model.trainable = True first).",
+            "The layers' own flags are right on a new model, but the model's `trainable` is "
+            "False, and in Keras 3 nothing then trains whatever its layers say: set "
+            "layer.trainable per layer only (or model.trainable = True first).",
         )
     fresh = {experiment for name, (experiment, _, _) in wrong.items() if name == experiment}
     if not fresh:
@@ -860,9 +861,9 @@ def check_counts(
     if tensors is not None and got in (tuple(int(c) for c in tensors), tuple(tensors)[::-1]):
         raise mistake(
             COUNTED_TENSORS,
-            f"{experiment}: {got} counts weight tensors (a kernel and a bias a layer), not "
-            f"parameters {expected}: add up math.prod(w.shape) over model.trainable_weights and "
-            "model.non_trainable_weights.",
+            f"{experiment}: expected (trainable, frozen) = {expected}, got {got}, which counts "
+            "weight tensors (a kernel and a bias a layer), not parameters: add up "
+            "math.prod(w.shape) over model.trainable_weights and model.non_trainable_weights.",
         )
     raise AssertionError(
         f"{experiment}: expected (trainable, frozen) = {expected}, got {got}. Count "
