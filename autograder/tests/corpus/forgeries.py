@@ -109,8 +109,8 @@ FORGERIES: tuple[Case, ...] = (
         "self-restoring-fake",
         "a lying np.array_equal that puts the real one back on first use",
         answer("encode_labels", SELF_RESTORING),
-        8,
-        ("Known mistake: labels not one-hot",),
+        9,  # every label shifted by one: a slip the rubric prices at 1 of 2
+        ("Known mistake: labels off by one",),
         defence="the grader's numpy is its own",
     ),
     Case(
