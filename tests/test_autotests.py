@@ -174,3 +174,21 @@ def test_the_held_out_images_are_none_a_notebook_can_load_under_any_budget(cifar
             assert not digests(held["images"]) & reachable
             heldouts.append(held["images"])
     assert not np.array_equal(*heldouts)  # drawn with the course's secret seed
+
+
+def test_the_accuracy_lines_separate_the_recorded_calibration():
+    """The lines in tlcourse.grading.grade.accuracy against the calibration's records: the
+    fine-tuning line between every head-only and every fine-tuned run, full marks within the
+    reference's spread, reruns identical."""
+    import json
+
+    from tlcourse.grading.grade import accuracy
+
+    record = PROJECT_ROOT / "results" / "grading" / "03-finetuning-calibration.json"
+    variants = json.loads(record.read_text())["variants"]
+    e3, e1 = variants["reference-E3"], variants["head-only-E1"]
+    assert len(e3["seeds"]) >= 10 and len(e1["seeds"]) >= 10
+    assert e1["least_moved_block_max"] < accuracy.MOVED_AT < e3["least_moved_block_min"]
+    assert accuracy.FULL_AT <= e3["held_out_accuracy_mean"] - 2 * e3["held_out_accuracy_std"]
+    assert accuracy.ZERO_AT < accuracy.FULL_AT <= e3["held_out_accuracy_min"]
+    assert e3["repeat_spread"] == e1["repeat_spread"] == 0

@@ -84,6 +84,25 @@ def test_feedback_names_the_cases_own_mistakes_and_no_other(graded_course, mista
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("mistake", MISTAKES, ids=lambda m: m.name)
+def test_every_test_cell_that_loses_points_says_why(graded_course, mistake):
+    a = mistake.assignment
+    path = graded_course.path / "autograded" / mistake.name / a / f"{a}.ipynb"
+    for cell in nbformat.read(path, as_version=4).cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type != "code" or not meta.get("grade") or meta.get("solution"):
+            continue
+        score, max_score = graded_course.grade(a, mistake.name, meta["grade_id"])
+        if score < max_score:
+            reasons = [
+                o.get("evalue") or o.get("text", "")
+                for o in cell.outputs
+                if o.output_type == "error" or "Known mistake" in o.get("text", "")
+            ]
+            assert any(reason.strip() for reason in reasons), (meta["grade_id"], cell.outputs)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_the_reference_solution_is_told_of_no_mistake(graded_course, assignment):
     assert "Known mistake:" not in graded_course.feedback(assignment, "sol")
