@@ -29,8 +29,6 @@ from tlcourse.grading.student import checks
 
 EXPERIMENTS = ("E1", "E2", "E3")
 IMAGE_SIZES = (32, 64)
-#: A model frozen under one experiment, then another: (name, first, then).
-REFREEZES = (("E3-then-E2", "E3", "E2"), ("E1-then-E3", "E1", "E3"))
 
 
 def inputs(_context: JudgeContext) -> dict[str, np.ndarray]:
@@ -59,21 +57,11 @@ def _new_model():
 
 
 def _probe_freezing(answers, _given):
-    apply_freezing = answer(answers, "apply_freezing")
-    found = {}
-    for experiment in EXPERIMENTS:
-        model = apply_freezing(_new_model(), experiment)
-        found |= prefixed(experiment, record.layer_flags(model))
-    for name, first, then in REFREEZES:
-        model = apply_freezing(apply_freezing(_new_model(), first), then)
-        found |= prefixed(name, record.layer_flags(model))
-    return found
+    return record.freezing_flags(answer(answers, "apply_freezing"), _new_model)
 
 
 def _judge_freezing(results, _given, _context):
-    configs = {e: (e, unprefixed(e, results)) for e in EXPERIMENTS}
-    configs |= {name: (then, unprefixed(name, results)) for name, _, then in REFREEZES}
-    checks.check_freezing(configs)
+    checks.check_freezing_flags(results)
 
 
 def _probe_recompiled(answers, _given):

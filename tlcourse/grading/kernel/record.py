@@ -138,6 +138,27 @@ def layer_flags(model) -> dict[str, np.ndarray]:
     }
 
 
+#: The freezings a check of ``apply_freezing`` asks for: (name, experiments applied in turn).
+FREEZINGS = (
+    ("E1", ("E1",)),
+    ("E2", ("E2",)),
+    ("E3", ("E3",)),
+    ("E3-then-E2", ("E3", "E2")),
+    ("E1-then-E3", ("E1", "E3")),
+)
+
+
+def freezing_flags(apply_freezing, build) -> dict[str, np.ndarray]:
+    """:func:`layer_flags` of ``build()`` after each of :data:`FREEZINGS` (``name.key``)."""
+    found = {}
+    for name, experiments in FREEZINGS:
+        model = build()
+        for experiment in experiments:
+            model = apply_freezing(model, experiment)
+        found |= {f"{name}.{key}": value for key, value in layer_flags(model).items()}
+    return found
+
+
 def counts(result, what: str) -> np.ndarray:
     """A ``(trainable, frozen)`` pair of integers."""
     if not isinstance(result, tuple | list) or len(result) != 2:

@@ -3,7 +3,7 @@
 Every check comes in two layers. A *data* check (``check_batch``, ``check_trainable``, ...)
 takes plain numbers and arrays and decides; it is what the grader runs, in its own process, on
 what a graded kernel recorded (:mod:`tlcourse.grading.autotests`). The notebooks' visible test
-cells call the *object* form (``check_dataset(dataset, ...)``, ``check_frozen(model, ...)``),
+cells call the *object* form (``check_dataset(dataset, ...)``, ``check_apply_freezing(apply_freezing, ...)``),
 which records the object with :mod:`tlcourse.grading.kernel.record` and calls the data check,
 so a student sees at home the message the grader would give. A failed check raises
 ``AssertionError`` with a message such as ``Known mistake: labels not one-hot. ...``.
@@ -681,11 +681,6 @@ def expected_trainable(layers: Sequence[str], experiment: str) -> dict[str, bool
     return {str(name): block_of(str(name)) in blocks for name in layers}
 
 
-def check_frozen(model, experiment: str) -> None:
-    """Exactly the layers of ``experiment`` train (E1: head; E2: fire8, fire9, head; E3: all)."""
-    check_freezing({experiment: (experiment, record.layer_flags(model))})
-
-
 def _wrong_layers(layers, trainable, experiment: str) -> tuple[list[str], list[str]]:
     """(should train but frozen, should be frozen but training) of ``experiment``."""
     if len(layers) != len(trainable) or not len(layers):
@@ -713,6 +708,22 @@ _RULE = "E1 trains only the head (head_dense); E2 trains fire8, fire9 and the he
 def check_trainable(layers: Sequence[str], trainable: Sequence[bool], experiment: str) -> None:
     """``trainable[i]`` says whether ``layers[i]`` trains: exactly those of ``experiment``."""
     check_freezing({experiment: (experiment, {"layers": layers, "trainable": trainable})})
+
+
+def check_apply_freezing(apply_freezing: Callable, build: Callable) -> None:
+    """``apply_freezing`` on new models (E1, E2, E3) and on frozen ones (E3 then E2, E1 then
+    E3): exactly the layers of each experiment train."""
+    check_freezing_flags(record.freezing_flags(apply_freezing, build))
+
+
+def check_freezing_flags(found: Mapping[str, np.ndarray]) -> None:
+    """:func:`~tlcourse.grading.kernel.record.freezing_flags`' data, checked as a whole."""
+    configs = {}
+    for name, experiments in record.FREEZINGS:
+        start = f"{name}."
+        flags = {k[len(start) :]: v for k, v in found.items() if k.startswith(start)}
+        configs[name] = (experiments[-1], flags)
+    check_freezing(configs)
 
 
 def check_freezing(configs: Mapping[str, tuple[str, Mapping]]) -> None:
