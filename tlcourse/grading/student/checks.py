@@ -3,7 +3,7 @@
 Every check comes in two layers. A *data* check (``check_batch``, ``check_trainable``, ...)
 takes plain numbers and arrays and decides; it is what the grader runs, in its own process, on
 what a graded kernel recorded (:mod:`tlcourse.grading.autotests`). The notebooks' visible test
-cells call the *object* form (``check_dataset(dataset, ...)``, ``check_apply_freezing(apply_freezing, ...)``),
+cells call the *object* form (``check_dataset(dataset, ...)``, ``check_apply_freezing(fn, ...)``),
 which records the object with :mod:`tlcourse.grading.kernel.record` and calls the data check,
 so a student sees at home the message the grader would give. A failed check raises
 ``AssertionError`` with a message such as ``Known mistake: labels not one-hot. ...``.
