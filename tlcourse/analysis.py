@@ -285,63 +285,78 @@ def load_calibration(folder: str | os.PathLike) -> tuple[list[dict], dict | None
     return sorted(runs, key=order), summary
 
 
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """A Markdown table: one header row, a rule, then ``rows`` (cells already formatted)."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
 def calibration_table(runs: Sequence[dict]) -> str:
     """One row a calibration run: variant, seed, held-out accuracy, least-moved block, score."""
-    lines = [
-        "| Variant | Seed | Run | Held-out accuracy % | Least-moved backbone block | Score "
-        "| Seconds |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    header = ("Variant", "Seed", "Run", "Held-out accuracy %", "Least-moved backbone block")
+    rows = []
     for d in runs:
         moved = d.get("least_moved_block")
-        lines.append(
-            f"| {d.get('variant', '-')} | {d['provenance']['seed']} | {d.get('repeat', 0) + 1} "
-            f"| {percent(d['held_out_accuracy'], 1)} "
-            f"| {'-' if moved is None else f'{moved:.1e}'} "
-            f"| {d['score']:g} of {d['max_score']:g} | {d['seconds_per_notebook']:.0f} |"
+        rows.append(
+            (
+                d.get("variant", "-"),
+                str(d["provenance"]["seed"]),
+                str(d.get("repeat", 0) + 1),
+                percent(d["held_out_accuracy"], 1),
+                "-" if moved is None else f"{moved:.1e}",
+                f"{d['score']:g} of {d['max_score']:g}",
+                f"{d['seconds_per_notebook']:.0f}",
+            )
         )
-    return "\n".join(lines) + "\n"
+    return markdown_table((*header, "Score", "Seconds"), rows)
 
 
 def calibration_summary_table(summary: dict) -> str:
     """Per variant: runs, held-out accuracy (mean, std, range), least-moved block, rerun spread."""
-    lines = [
-        "| Variant | Runs | Held-out accuracy % (mean +/- std) | Range % "
-        "| Least-moved block (range) | Same seed, graded again: spread |",
-        "|---|---|---|---|---|---|",
-    ]
-    for name, v in summary["variants"].items():
-        lines.append(
-            f"| {name} | {v['runs']} | {percent(v['held_out_accuracy_mean'], 1)} +/- "
-            f"{100 * v['held_out_accuracy_std']:.1f} | {percent(v['held_out_accuracy_min'], 1)} "
-            f"to {percent(v['held_out_accuracy_max'], 1)} | {v['least_moved_block_min']:.1e} "
-            f"to {v['least_moved_block_max']:.1e} | {100 * v['repeat_spread']:.1f} points |"
+    header = (
+        "Variant",
+        "Runs",
+        "Held-out accuracy % (mean +/- std)",
+        "Range %",
+        "Least-moved block (range)",
+        "Same seed, graded again: spread",
+    )
+    rows = [
+        (
+            name,
+            str(v["runs"]),
+            f"{percent(v['held_out_accuracy_mean'], 1)} +/- {100 * v['held_out_accuracy_std']:.1f}",
+            f"{percent(v['held_out_accuracy_min'], 1)} to {percent(v['held_out_accuracy_max'], 1)}",
+            f"{v['least_moved_block_min']:.1e} to {v['least_moved_block_max']:.1e}",
+            f"{100 * v['repeat_spread']:.1f} points",
         )
-    return "\n".join(lines) + "\n"
+        for name, v in summary["variants"].items()
+    ]
+    return markdown_table(header, rows)
 
 
 def corpus_table(record: dict) -> str:
     """One row a realistic-corpus case: expected and got points, mistakes named."""
-    lines = [
-        "| Assignment | Case | Expected | Got | Mistakes named in the feedback | As expected |",
-        "|---|---|---|---|---|---|",
-    ]
-    for row in record["cases"]:
-        named = "; ".join(row["named_diagnoses"]) or ("none (valid)" if row["valid"] else "none")
-        lines.append(
-            f"| {row['assignment']} | {row['case']} | {row['expected_total']:g} of "
-            f"{row['max_total']:g} | {row['got_total']:g} | {named} "
-            f"| {'yes' if row['as_expected'] else '**no**'} |"
+    header = ("Assignment", "Case", "Expected", "Got", "Mistakes named in the feedback")
+    rows = [
+        (
+            row["assignment"],
+            row["case"],
+            f"{row['expected_total']:g} of {row['max_total']:g}",
+            f"{row['got_total']:g}",
+            "; ".join(row["named_diagnoses"]) or ("none (valid)" if row["valid"] else "none"),
+            "yes" if row["as_expected"] else "**no**",
         )
-    return "\n".join(lines) + "\n"
+        for row in record["cases"]
+    ]
+    return markdown_table((*header, "As expected"), rows)
 
 
 def rubric_table(lines: Sequence) -> str:
     """An assignment's rubric (:func:`tlcourse.grading.autotests.rubric`) as a Markdown table."""
-    rows = [["Graded cell", "Points", "Mistake", "Points lost"]]
-    for line in lines:
-        rows.append([f"`{line.cell}`", f"{line.points:g}", line.mistake, line.cost])
-    return "\n".join("| " + " | ".join(row) + " |" for row in [rows[0], ["---"] * 4, *rows[1:]])
+    rows = [(f"`{line.cell}`", f"{line.points:g}", line.mistake, line.cost) for line in lines]
+    return markdown_table(("Graded cell", "Points", "Mistake", "Points lost"), rows)
 
 
 def grader_action(row: dict) -> str:
