@@ -75,7 +75,7 @@ def _kernel_without_tlcourse(course: Path, folder: Path, monkeypatch) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("broken", ["data", "weights", "tlcourse", "heldout"])
+@pytest.mark.parametrize("broken", ["data", "weights", "tlcourse", "heldout", "stale-config"])
 def test_a_broken_environment_grades_nobody_and_names_the_fix(
     course, tmp_path, weights_npz, monkeypatch, broken
 ):
@@ -90,6 +90,13 @@ def test_a_broken_environment_grades_nobody_and_names_the_fix(
     elif broken == "tlcourse":
         _kernel_without_tlcourse(course, tmp_path / "jupyter", monkeypatch)
         said = "graded kernels cannot import tlcourse"
+    elif broken == "stale-config":  # written by a tlcourse whose modules lived elsewhere
+        config = course / "nbgrader_config.py"
+        old = "tlcourse.grading.preprocessors.execute.GuardedExecute"
+        config.write_text(
+            config.read_text().replace(old, "tlcourse.grading.execute.GuardedExecute")
+        )
+        said = "course init"
     else:  # the grader's own held-out images, changed on disk
         heldout = course / "grader" / "heldout.npz"
         heldout.write_bytes(heldout.read_bytes()[:-10])

@@ -31,6 +31,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 from tlcourse.config import DATA_ENV, WEIGHTS_ENV
 from tlcourse.errors import TLCourseError
 from tlcourse.grading.grade.course import (
+    CONFIG_FILE,
     GRADER_DIR,
     HELDOUT_FILE,
     apply_course_environment,
@@ -229,6 +230,29 @@ def graders_files_problems(course: Path) -> list[tuple[str, str]]:
     return found
 
 
+def config_problems(course: Path) -> list[str]:
+    """Preprocessors the course's ``nbgrader_config.py`` names that this tlcourse lacks (a course
+    made by an older tlcourse, whose modules have moved since); each with its fix."""
+    from traitlets.utils.importstring import import_item
+
+    config = nbgrader_config(course)
+    named = [
+        *config.Autograde.get("autograde_preprocessors", []),
+        *config.GenerateFeedback.get("preprocessors", []),
+    ]
+    problems = []
+    for name in (n for n in named if isinstance(n, str)):
+        try:
+            import_item(name)
+        except (ImportError, AttributeError):
+            problems.append(
+                f"{course / CONFIG_FILE} names {name}, which this tlcourse does not have (the "
+                "course was made by another version), so nobody was graded. Write this "
+                f"version's configuration with: tlcourse course init {course} --force"
+            )
+    return problems
+
+
 def recorded_files_problems(course: Path) -> list[str]:
     """The course's own grading files (held-out images, the kernels' view of the data) that are
     missing or changed since ``course init`` recorded their sha256; each with its fix."""
@@ -258,7 +282,7 @@ def check_environment(course: str | os.PathLike, *, sandboxed: bool = True) -> d
     ``sandboxed=False``: the kernels of the process run without bubblewrap (limits only).
     """
     course = Path(course).resolve()
-    changed = recorded_files_problems(course)
+    changed = config_problems(course) or recorded_files_problems(course)
     if changed:
         raise GradingEnvironmentError(changed[0])
     problems = graders_files_problems(course)
