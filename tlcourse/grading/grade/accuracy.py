@@ -127,9 +127,10 @@ def _accuracy(model, images, labels, handin) -> float:
     return evaluate_model(model, dataset, CIFAR10_CLASSES).accuracy
 
 
-def evaluate_handin(folder: Path, heldout: Path) -> Evidence:
+def evaluate_handin(folder: Path, heldout: Path, imagenet: str | Path = "imagenet") -> Evidence:
     """Evaluate the weights in ``folder`` on a model built here, on the held-out images, and
-    measure how far each backbone block moved from its ImageNet weights."""
+    measure how far each backbone block moved from the ImageNet weights (``imagenet``: the
+    course's weights file)."""
     from tlcourse.models import transfer_model
 
     handin = read_handin(folder)
@@ -138,11 +139,19 @@ def evaluate_handin(folder: Path, heldout: Path) -> Evidence:
     model.load_weights(handin.weights)
     with np.load(heldout, allow_pickle=False) as data:
         images, labels = data["images"], data["labels"]
-    reference = transfer_model(classes=10, input_shape=shape, weights="imagenet")
+    reference = transfer_model(classes=10, input_shape=shape, weights=imagenet)
     return Evidence(
         heldout_accuracy=_accuracy(model, images, labels, handin),
         block_change=block_change(model, reference),
     )
+
+
+def imagenet_weights(course: Path) -> str:
+    """The ImageNet weights the course was made with (whatever this process's environment)."""
+    from tlcourse.config import WEIGHTS_ENV
+    from tlcourse.grading.grade.course import course_environment
+
+    return course_environment(course).get(WEIGHTS_ENV) or "imagenet"
 
 
 def _mistake(evidence: Evidence, experiment: str) -> str | None:
@@ -169,7 +178,7 @@ def grade_accuracy(course: Path, folder: Path, max_score: float, expected_sha256
             "tlcourse course init --force before grading."
         )
     try:
-        evidence = evaluate_handin(folder, heldout)
+        evidence = evaluate_handin(folder, heldout, imagenet_weights(course))
         experiment = read_handin(folder).experiment
     except Exception as error:  # noqa: BLE001 - any failure is the submission's score of 0
         return AccuracyGrade(
