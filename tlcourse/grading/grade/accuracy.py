@@ -49,8 +49,9 @@ HELDOUT_NAME = "1,000 held-out CIFAR-10 images (100 a class) that no notebook ca
 
 @dataclass(frozen=True)
 class Evidence:
-    """What the grader measured on the handed-in weights."""
+    """What the grader measured on the handed-in weights (and the experiment they claim)."""
 
+    experiment: str
     heldout_accuracy: float
     #: Relative change from ImageNet of each backbone block (conv1 .. fire9).
     block_change: dict[str, float]
@@ -111,37 +112,32 @@ def block_change(model, reference) -> dict[str, float]:
     return {block: float(np.sqrt(moved[block] / norms[block])) for block in backbone}
 
 
-def _accuracy(model, images, labels, handin) -> float:
-    from tlcourse.config import CIFAR10_CLASSES
-    from tlcourse.evaluate import evaluate_model
-    from tlcourse.pipeline import make_dataset
-
-    dataset = make_dataset(
-        images,
-        labels,
-        num_classes=10,
-        batch_size=250,
-        normalization=handin.normalization,
-        image_size=handin.image_size,
-    )
-    return evaluate_model(model, dataset, CIFAR10_CLASSES).accuracy
-
-
 def evaluate_handin(folder: Path, heldout: Path, imagenet: str | Path = "imagenet") -> Evidence:
     """Evaluate the weights in ``folder`` on a model built here, on the held-out images, and
     measure how far each backbone block moved from the ImageNet weights (``imagenet``: the
     course's weights file)."""
+    from tlcourse.config import CIFAR10_CLASSES
+    from tlcourse.evaluate import evaluate_model
     from tlcourse.models import transfer_model
+    from tlcourse.pipeline import make_dataset
 
     handin = read_handin(folder)
     shape = (handin.image_size, handin.image_size, 3)
     model = transfer_model(classes=10, input_shape=shape, weights=None)
     model.load_weights(handin.weights)
     with np.load(heldout, allow_pickle=False) as data:
-        images, labels = data["images"], data["labels"]
+        dataset = make_dataset(
+            data["images"],
+            data["labels"],
+            num_classes=10,
+            batch_size=250,
+            normalization=handin.normalization,
+            image_size=handin.image_size,
+        )
     reference = transfer_model(classes=10, input_shape=shape, weights=imagenet)
     return Evidence(
-        heldout_accuracy=_accuracy(model, images, labels, handin),
+        experiment=handin.experiment,
+        heldout_accuracy=evaluate_model(model, dataset, CIFAR10_CLASSES).accuracy,
         block_change=block_change(model, reference),
     )
 
@@ -154,8 +150,9 @@ def imagenet_weights(course: Path) -> str:
     return course_environment(course).get(WEIGHTS_ENV) or "imagenet"
 
 
-def _mistake(evidence: Evidence, experiment: str) -> str | None:
+def _mistake(evidence: Evidence) -> str | None:
     """The comment's first sentence when the weights show a known mistake, else ``None``."""
+    experiment = evidence.experiment
     if experiment != "E3" or evidence.unmoved:
         kept = evidence.unmoved or ["every backbone block"]
         return str(
@@ -179,13 +176,12 @@ def grade_accuracy(course: Path, folder: Path, max_score: float, expected_sha256
         )
     try:
         evidence = evaluate_handin(folder, heldout, imagenet_weights(course))
-        experiment = read_handin(folder).experiment
     except Exception as error:  # noqa: BLE001 - any failure is the submission's score of 0
         return AccuracyGrade(
             None, 0.0, max_score, f"No accuracy: {error} (0 of {max_score:g} points)."
         )
     accuracy = evidence.heldout_accuracy
-    found = _mistake(evidence, experiment)
+    found = _mistake(evidence)
     if found is not None:
         comment = f"{found} Score: 0 of {max_score:g}."
         return AccuracyGrade(accuracy, 0.0, max_score, comment, evidence)
