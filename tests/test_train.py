@@ -14,7 +14,7 @@ from tlcourse.models import transfer_model
 from tlcourse.train import (
     CollapseMonitor,
     TrainConfig,
-    _feature_dataset,
+    feature_dataset,
     fit,
     is_collapsed,
     learning_rate_schedule,
@@ -61,7 +61,7 @@ def test_flip_cache_draws_each_image_mirrored_half_of_the_time():
     features = np.arange(1000, dtype="float32")[:, None]
     mirrored = -features
     labels = np.zeros(1000, np.int64)
-    ds = _feature_dataset(features, labels, 2, batch_size=100, shuffle_seed=0, mirrored=mirrored)
+    ds = feature_dataset(features, labels, 2, batch_size=100, shuffle_seed=0, mirrored=mirrored)
     first = np.concatenate([x.numpy() for x, _ in ds])[:, 0]
     second = np.concatenate([x.numpy() for x, _ in ds])[:, 0]
     assert sorted(np.abs(first)) == list(range(1000))  # every image once an epoch

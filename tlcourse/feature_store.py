@@ -38,16 +38,10 @@ class FeatureStore:
         #: Images whose features were read from disk rather than computed, in this store's life.
         self.images_loaded = 0
 
-    def path(self, settings: dict, weights: list[np.ndarray], images: np.ndarray) -> Path:
-        key = json.dumps(
-            {
-                "settings": settings,
-                "weights": array_digest(*weights),
-                "images": array_digest(images),
-            },
-            sort_keys=True,
-        )
-        return self.folder / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.npy"
+    def path(self, key: dict) -> Path:
+        """The file of the features computed under ``key`` (any JSON-serialisable dict)."""
+        text = json.dumps(key, sort_keys=True)
+        return self.folder / f"{hashlib.sha256(text.encode()).hexdigest()[:32]}.npy"
 
     def load_or_compute(
         self,
@@ -56,20 +50,32 @@ class FeatureStore:
         images: np.ndarray,
         compute: Callable[[np.ndarray], np.ndarray],
     ) -> np.ndarray:
-        """The stored features of ``images``, or ``compute(images)``, stored for next time.
+        """The stored features of ``images``, or ``compute(images)``, stored for next time."""
+        key = {
+            "settings": settings,
+            "weights": array_digest(*weights),
+            "images": array_digest(images),
+        }
+        return self.load_or_compute_keyed(key, len(images), lambda: compute(images))
 
-        A file that cannot be read (cut short, or not an array) is computed again and replaced.
+    def load_or_compute_keyed(
+        self, key: dict, count: int, compute: Callable[[], np.ndarray]
+    ) -> np.ndarray:
+        """The stored features under ``key`` (``count`` rows), or ``compute()``, then stored.
+
+        ``key`` must name everything the features depend on (weights, images, settings). A file
+        that cannot be read (cut short, or not an array) is computed again and replaced.
         """
-        path = self.path(settings, weights, images)
+        path = self.path(key)
         if path.exists():
             try:
                 features = np.load(path, allow_pickle=False)
-                if len(features) == len(images):
-                    self.images_loaded += len(images)
+                if len(features) == count:
+                    self.images_loaded += count
                     return features
             except (OSError, ValueError, EOFError):
                 pass
-        features = compute(images)
+        features = compute()
         self.folder.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
         np.save(tmp, features, allow_pickle=False)

@@ -32,6 +32,7 @@ from tlcourse.architecture import (
     POOL_AFTER,
     keras_to_torch_prefix,
 )
+from tlcourse.config import IMAGENET_MEAN, IMAGENET_STD
 
 #: The smallest input side for which every pool still has a 1x1 output.
 MIN_INPUT_SIZE = 32
@@ -181,6 +182,7 @@ def transfer_model(
     weights: str | os.PathLike | None = "imagenet",
     dropout: float = 0.5,
     name: str = "squeezenet1_1_transfer",
+    include_preprocessing: bool = False,
 ) -> keras.Model:
     """SqueezeNet 1.1 features with a new head for ``classes`` classes, as one flat model.
 
@@ -200,6 +202,11 @@ def transfer_model(
         weights: as in :func:`squeezenet1_1`; only the backbone's weights are loaded.
         dropout: dropout rate in front of the new classifier, in [0, 1). Defaults to 0.5.
         name: the model's name.
+        include_preprocessing: whether the model normalises its input itself, as in
+            ``keras.applications`` (EfficientNet, ConvNeXt): then it takes float pixels in
+            [0, 255] and starts with ``Rescaling(1/255)`` and the ImageNet ``Normalization``.
+            Defaults to False: inputs normalised with
+            ``tlcourse.preprocessing.normalize(x, "imagenet")``.
     """
     _check_weights(weights)
     if not isinstance(classes, int) or classes < 2:
@@ -208,7 +215,13 @@ def transfer_model(
         raise ValueError(f"`dropout` must lie in [0, 1). Received: dropout={dropout}")
     input_shape = _check_input_shape(input_shape, None)
     inputs = layers.Input(shape=input_shape, name="image")
-    x = _features(inputs)
+    x = inputs
+    if include_preprocessing:
+        x = layers.Rescaling(1 / 255, name="scale")(x)
+        x = layers.Normalization(
+            mean=IMAGENET_MEAN, variance=np.square(IMAGENET_STD), name="imagenet_normalisation"
+        )(x)
+    x = _features(x)
     x = layers.GlobalAveragePooling2D(name="head_pool")(x)
     x = layers.Dropout(dropout, name="head_dropout")(x)
     x = layers.Dense(

@@ -288,19 +288,21 @@ def write_json_atomic(path: str | os.PathLike, obj) -> Path:
     return files.write_json_atomic(path, obj, sort_keys=True)
 
 
-def _first_trainable_layer(config: TrainConfig) -> str:
+def _first_trainable_layer(strategy: str) -> str:
     """The layer in front of which nothing trains or draws random numbers."""
-    block = freezing.trainable_blocks(config.experiment)[0]
+    block = freezing.trainable_blocks(strategy)[0]
     return {"head": "head_dropout", "conv1": "conv1"}.get(block, f"{block}_squeeze")
 
 
-def split_at_frozen(model: keras.Model, config: TrainConfig) -> tuple[keras.Model, keras.Model]:
-    """Cut ``model`` where training starts: (frozen part, trained part), sharing layers.
+def split_at_frozen(model: keras.Model, strategy: str) -> tuple[keras.Model, keras.Model]:
+    """Cut ``model`` where ``strategy`` starts training: (frozen part, trained part).
+
+    The two parts share ``model``'s layers.
 
     For E1 the cut is after the head's pooling (512 features an image); for E2 in front of
     fire8. The trained part's layers are the model's own, so training it trains ``model``.
     """
-    boundary = model.get_layer(_first_trainable_layer(config)).input
+    boundary = model.get_layer(_first_trainable_layer(strategy)).input
     return (
         keras.Model(model.input, boundary, name="frozen_part"),
         keras.Model(boundary, model.output, name="trained_part"),
@@ -329,7 +331,7 @@ def extract_features(frozen: keras.Model, images: np.ndarray, config: TrainConfi
 CACHED_EVAL_BATCH_SIZE = 1024
 
 
-def _feature_dataset(
+def feature_dataset(
     features, labels, num_classes, *, batch_size: int, shuffle_seed=None, mirrored=None
 ):
     """Batches of precomputed inputs: (shuffled) indices gathered from tensors in memory.
@@ -389,7 +391,9 @@ def _training_data(
     :class:`FeatureStore`), the frozen part's output is also kept on disk for later runs.
     """
     num_classes = len(train.class_names)
-    frozen, trained = split_at_frozen(model, config) if config.uses_feature_cache else (None, model)
+    frozen, trained = (
+        split_at_frozen(model, config.experiment) if config.uses_feature_cache else (None, model)
+    )
     precompute = frozen is not None or not config.augment
     if precompute:
         shape = frozen.output.shape[1:] if frozen is not None else (config.image_size,) * 2 + (3,)
@@ -412,7 +416,7 @@ def _training_data(
         if frozen is not None and config.uses_flip_cache:
             flipped = np.ascontiguousarray(train.images[:, :, ::-1])
             mirrored = _features(frozen, flipped, config, store)
-        train_ds = _feature_dataset(
+        train_ds = feature_dataset(
             inputs[: len(train)],
             train.labels,
             num_classes,
@@ -420,7 +424,7 @@ def _training_data(
             shuffle_seed=config.seed,
             mirrored=mirrored,
         )
-        val_ds = _feature_dataset(
+        val_ds = feature_dataset(
             inputs[len(train) :], val.labels, num_classes, batch_size=CACHED_EVAL_BATCH_SIZE
         )
     else:
