@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 
@@ -10,24 +9,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import click  # noqa: E402
 
-from tlcourse.config import DATA_ENV, WEIGHTS_ENV  # noqa: E402
+from tlcourse.cli_options import data_option as _data_option  # noqa: E402
+from tlcourse.cli_options import friendly_errors as _friendly_errors  # noqa: E402
+from tlcourse.cli_options import weights_option as _weights_option  # noqa: E402
 from tlcourse.errors import TLCourseError  # noqa: E402
 from tlcourse.protocols import DEFAULT_PROTOCOL, PROTOCOLS  # noqa: E402
 
 EXPERIMENT_CHOICES = ("E1", "E2", "E3")
-
-
-def _friendly_errors(command):
-    """Turn tlcourse's own errors into a clean message and exit status 1 (no traceback)."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except TLCourseError as error:
-            raise click.ClickException(str(error)) from error
-
-    return wrapper
 
 
 def _seeds(ctx, param, value: str) -> tuple[int, ...]:
@@ -51,22 +39,6 @@ def main() -> None:
     resolve_path_variables()
 
 
-_data_option = click.option(
-    "--data",
-    envvar=DATA_ENV,
-    type=click.Path(exists=True),
-    help=f"CIFAR-10: a cifar-10-batches-py folder, the official .tar.gz, or an image-folder "
-    f"tree. Defaults to ${DATA_ENV}, then the cache, then the official download.",
-)
-_weights_option = click.option(
-    "--weights",
-    envvar=WEIGHTS_ENV,
-    type=click.Path(exists=True, dir_okay=False),
-    help=f"SqueezeNet 1.1 ImageNet weights (.npz in torchvision layout or torchvision's .pth). "
-    f"Defaults to ${WEIGHTS_ENV}, then the cache, then torchvision's download.",
-)
-
-
 @main.command()
 @click.argument("experiments", nargs=-1, type=click.Choice(EXPERIMENT_CHOICES))
 @click.option(
@@ -80,9 +52,11 @@ _weights_option = click.option(
 @click.option(
     "--out",
     type=click.Path(file_okay=False),
-    default="results",
+    default="runs",
     show_default=True,
-    help="Folder for run records, figures and the table.",
+    help="Folder for run records, figures and the table, relative to the current folder. "
+    "The default, runs, keeps a trial run out of the project's tracked results/; give "
+    "--out results to record into the project's results on purpose.",
 )
 @click.option(
     "--protocol",
@@ -127,23 +101,50 @@ def report(folder) -> None:
 @_data_option
 @_weights_option
 def info(data, weights) -> None:
-    """Say which CIFAR-10 and which weights tlcourse would use, and where they are."""
+    """Say which CIFAR-10 and which weights tlcourse would use, and where they are.
+
+    The weights are read and checked: the exit status is 1 when they cannot be used.
+    """
     from tlcourse.config import cache_dir
     from tlcourse.data import locate_cifar10
+    from tlcourse.errors import DataNotFoundError
+    from tlcourse.hub import sha256sum
     from tlcourse.provenance import package_versions
-    from tlcourse.weights import locate_weights
+    from tlcourse.weights import load_state_dict, locate_weights
+
+    # Each check returns (ok, message). Nothing found is not a failure (info says what to
+    # set); a file that is found but cannot be used is.
+    def check_data(value) -> tuple[bool, str]:
+        try:
+            return True, str(locate_cifar10(value, download=False))
+        except TLCourseError as error:
+            return True, f"not found. {error}"
+
+    def check_weights(value) -> tuple[bool, str]:
+        try:
+            found = locate_weights(value, download=False)
+        except DataNotFoundError as error:
+            return True, f"not found. {error}"
+        except TLCourseError as error:
+            return False, f"unusable: {error}"
+        try:
+            tensors = load_state_dict(found)
+        except (TLCourseError, OSError) as error:
+            return False, f"{found} is unusable: {error}"
+        return True, (
+            f"{found} (valid: SqueezeNet 1.1, {len(tensors)} tensors, sha256 {sha256sum(found)})"
+        )
 
     click.echo(f"cache:   {cache_dir()}")
-    for label, locate, value in (
-        ("data", locate_cifar10, data),
-        ("weights", locate_weights, weights),
-    ):
-        try:
-            click.echo(f"{label + ':':8} {locate(value, download=False)}")
-        except TLCourseError as error:
-            click.echo(f"{label + ':':8} not found. {error}")
+    usable = True
+    for label, check, value in (("data", check_data, data), ("weights", check_weights, weights)):
+        ok, message = check(value)
+        usable = usable and ok
+        click.echo(f"{label + ':':8} {message}")
     versions = ", ".join(f"{k} {v}" for k, v in package_versions().items())
     click.echo(f"versions: {versions}")
+    if not usable:
+        raise SystemExit(1)
 
 
 @main.group()
@@ -166,6 +167,12 @@ from tlcourse.grading.cli import course, exercises, grade  # noqa: E402
 main.add_command(grade)
 main.add_command(course)
 main.add_command(exercises)
+
+from tlcourse.photos.cli import export, predict, train  # noqa: E402
+
+main.add_command(train)
+main.add_command(predict)
+main.add_command(export)
 
 if __name__ == "__main__":
     main()
