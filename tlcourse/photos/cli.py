@@ -37,7 +37,7 @@ def _default_out(data: str, seed: int) -> Path:
 @click.option(
     "--head-epochs",
     type=click.IntRange(min=1),
-    default=60,
+    default=100,
     show_default=True,
     help="Most epochs for the new head on the frozen backbone (stops early).",
 )

@@ -40,9 +40,9 @@ class PhotoConfig:
     resize_to: int = 256
     batch_size: int = 32
     #: Stage 1: the new head on the frozen backbone (cached features, random flips).
-    head_epochs: int = 60
-    head_learning_rate: float = 1e-3
-    head_patience: int = 10
+    head_epochs: int = 100
+    head_learning_rate: float = 1e-4
+    head_patience: int = 20
     dropout: float = 0.0
     #: Stage 2: every layer, recompiled at a low rate. 0 epochs: keep the frozen backbone.
     finetune_epochs: int = 8
