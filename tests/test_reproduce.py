@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from tlcourse.config import STUDY_RESULTS
+from tlcourse.reproduce import BUDGETS, Budget, reproduce
 
 
 def tlcourse(*args, env=None, cwd=None):
@@ -79,6 +80,51 @@ def test_smoke_writes_table_and_figures(smoke_run):
     for png in (folder / "figures").iterdir():
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not [p for p in folder.rglob(".*")]  # no temporary files left behind
+
+
+def test_the_same_seed_gives_the_same_numbers(
+    image_folder_root, weights_npz, tmp_path, monkeypatch
+):
+    """A rerun gives the same histories: after the finished run, in the other order."""
+    tiny = Budget("smoke", "200 real images, 2 epochs (a test's budget)", epochs=2)
+    monkeypatch.setitem(BUDGETS, "smoke", tiny)
+
+    def run(experiments, **out):
+        records = reproduce(
+            experiments,
+            data=image_folder_root,
+            weights=weights_npz,
+            verbose=0,
+            log=lambda _: None,
+            **out,
+        )
+        return {r["experiment"]: r for r in records}
+
+    first = run(("E1", "E3"), out=tmp_path / "first")
+    monkeypatch.chdir(tmp_path)
+    # The default --out; the cache holds the finished runs above; E3 is built first this time.
+    again = run(("E3", "E1"))
+    assert sorted(p.name for p in (tmp_path / "runs" / "smoke").glob("*.json")) == [
+        "E1-study-lr1e-4-seed0.json",
+        "E3-study-lr1e-4-seed0.json",
+    ]
+    for experiment in ("E1", "E3"):
+        assert len(first[experiment]["history"]["loss"]) == 2
+        assert again[experiment]["history"] == first[experiment]["history"], experiment
+        assert again[experiment]["final"] == first[experiment]["final"], experiment
+        assert not [n for n in again[experiment]["notes"] if "Resumed" in n], experiment
+
+
+def test_the_default_out_is_not_the_projects_results():
+    from click.testing import CliRunner
+
+    from tlcourse.cli import main
+
+    assert reproduce.__kwdefaults__["out"] == "runs"
+    run = CliRunner().invoke(main, ["reproduce", "--help"])
+    assert run.exit_code == 0, run.output
+    assert "[default: runs]" in run.output
+    assert "--out results" in " ".join(run.output.split())
 
 
 def test_unknown_experiment_is_a_usage_error(tmp_path):

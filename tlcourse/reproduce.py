@@ -4,9 +4,17 @@ For each seed, each experiment (E1, E2, E3 or a subset) trains a fresh transfer 
 test set is used once, at the end, on the model with the best validation accuracy. Every
 run is written to ``<out>/<budget>/`` as a JSON record (per-epoch metrics, final numbers,
 provenance) with its figures as PNG, and ``<out>/README.md``, a table made from every record
-under ``<out>``, puts our numbers next to the study's. Files are written whole (temporary
-file, then rename): a run that fails leaves no half-written file, and earlier finished runs
-stay as they are.
+under ``<out>``, puts our numbers next to the study's. ``<out>`` defaults to ``runs`` in the
+current folder, never the project's tracked ``results/``: recording there takes
+``out="results"`` (``--out results``) on purpose. Files are written whole (temporary file,
+then rename): a run that fails leaves no half-written file, and earlier finished runs stay as
+they are.
+
+The same seed gives the same numbers on the same machine: every seed is set before each model
+is built (its new head and its dropout draw from them), so a run does not depend on what ran
+before it in the process, and a rerun of a finished run trains afresh rather than claiming to
+resume from the checkpoint folder it left. (A run resumed after an interruption is not yet
+the uninterrupted run to the last digit: ``fit`` restarts the shuffling and dropout draws.)
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,6 +39,8 @@ from tlcourse.report import RECORD_KIND, write_summary
 from tlcourse.train import TrainConfig, TrainResult, fit, write_json_atomic
 
 SCHEMA_VERSION = 1
+#: Where ``reproduce`` writes by default: not ``results/``, the project's tracked records.
+DEFAULT_OUT = "runs"
 
 
 @dataclass(frozen=True)
@@ -128,12 +139,25 @@ def _workdir(config: TrainConfig, budget: Budget, data_source: Path, weights_sha
     return cfg.cache_dir() / "runs" / f"{config.experiment}-{digest}"
 
 
+def _fresh_unless_interrupted(workdir: Path) -> Path:
+    """``workdir``, emptied when it holds a finished run rather than an interrupted one.
+
+    An interrupted run leaves its checkpoint (``backup/``) and its history so far, and
+    :func:`~tlcourse.train.fit` resumes from them. A finished run leaves only its history
+    (Keras deletes the checkpoint at the end), and the model is not kept: the run has to be
+    trained again, from the start, and its old history must not count as a resume.
+    """
+    if (workdir / "history.json").exists() and not (workdir / "backup").exists():
+        shutil.rmtree(workdir)
+    return workdir
+
+
 def reproduce(
     experiments: Sequence[str] = ("E1", "E2", "E3"),
     *,
     budget: str = "smoke",
     seeds: Sequence[int] = (0,),
-    out: str | os.PathLike = "results",
+    out: str | os.PathLike = DEFAULT_OUT,
     data=None,
     weights=None,
     protocol: str = DEFAULT_PROTOCOL,
@@ -142,8 +166,12 @@ def reproduce(
 ) -> list[dict]:
     """Run ``experiments`` for each seed under ``budget``; write records, figures, table.
 
-    Returns the run records (as written to ``<out>/<budget>/<run>.json``).
+    ``out`` defaults to ``runs`` (relative to the current folder); ``out="results"`` records
+    into the project's tracked ``results/``, on purpose. Returns the run records (as written
+    to ``<out>/<budget>/<run>.json``).
     """
+    import keras
+
     from tlcourse import plots, provenance
     from tlcourse.evaluate import evaluate_model
     from tlcourse.models import transfer_model
@@ -172,6 +200,9 @@ def reproduce(
         for experiment in experiments:
             config = run_config(experiment, plan, protocol, seed)
             log(f"{experiment} (seed {seed}): {config.to_dict()}")
+            # The new head's initial weights and its dropout's seed are drawn here, before
+            # fit sets the seed: seed them, so they do not depend on what ran before.
+            keras.utils.set_random_seed(seed)
             model = transfer_model(
                 classes=len(data_split.train.class_names),
                 input_shape=(config.image_size, config.image_size, 3),
@@ -183,7 +214,9 @@ def reproduce(
                 data_split.train,
                 data_split.val,
                 config,
-                workdir=_workdir(config, plan, data_split.source, base["weights"]["sha256"]),
+                workdir=_fresh_unless_interrupted(
+                    _workdir(config, plan, data_split.source, base["weights"]["sha256"])
+                ),
                 verbose=verbose,
                 feature_store=cfg.cache_dir() / "features",
             )
