@@ -38,7 +38,8 @@ def probe_images(paths=None) -> list[np.ndarray]:
 def _run_savedmodel(path: Path, image: np.ndarray) -> np.ndarray:
     import tensorflow as tf
 
-    return tf.saved_model.load(str(path)).serve(tf.constant(image[np.newaxis])).numpy()[0]
+    loaded = tf.saved_model.load(str(path))  # kept: its variables live as long as it does
+    return loaded.serve(tf.constant(image[np.newaxis])).numpy()[0]
 
 
 def _run_tflite(path: Path, image: np.ndarray) -> np.ndarray:

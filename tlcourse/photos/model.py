@@ -6,7 +6,7 @@ Two models share every layer that has weights:
   ``include_preprocessing=True`` (float pixels in [0, 255] of ``image_size`` squares, ImageNet
   normalisation inside);
 * the **saved model** (``.keras``) takes raw uint8 pixels of any size, resizes its centre square
-  to ``resize_to`` and crops the centre ``image_size`` (:func:`resize_layer`, ``CenterCrop``:
+  to ``resize_to`` and crops the centre ``image_size`` (:func:`resize_layers`, ``CenterCrop``:
   the evaluation pipeline's own steps), runs the network and passes the probabilities through
   :class:`ClassNames`, which carries the class names in the file.
 
@@ -48,11 +48,39 @@ class ClassNames(keras.layers.Layer):
         return {**super().get_config(), "class_names": list(self.class_names)}
 
 
-def resize_layer(resize_to: int) -> keras.layers.Layer:
-    """Resize an image's centre square to ``resize_to`` pixels (shorter side, then crop)."""
-    return keras.layers.Resizing(
-        resize_to, resize_to, crop_to_aspect_ratio=True, antialias=True, name="resize"
-    )
+@keras.saving.register_keras_serializable(package="tlcourse")
+class CentreSquare(keras.layers.Layer):
+    """The largest centred square of each image (batch, height, width, channels).
+
+    Written here because ``keras.layers.Resizing(crop_to_aspect_ratio=True)`` crops square
+    images wrongly when the image size is unknown at trace time (inside ``tf.data`` and in an
+    exported SavedModel; Keras 3.15): a square 256 px image resized to 110 px came out up to 66
+    grey levels away from ``tf.image.resize``.
+    """
+
+    def call(self, images):
+        from keras import ops
+
+        height, width = ops.shape(images)[1], ops.shape(images)[2]
+        side = ops.minimum(height, width)
+        top, left = (height - side) // 2, (width - side) // 2
+        return images[:, top : top + side, left : left + side, :]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], None, None, input_shape[3])
+
+
+def resize_layers(resize_to: int) -> list[keras.layers.Layer]:
+    """Resize an image's centre square to ``resize_to`` pixels (shorter side, then crop).
+
+    Bilinear without antialiasing, as ``keras.utils.image_dataset_from_directory`` resizes:
+    the antialiased kernel (``ScaleAndTranslate``) is not a TFLite operation, and the exported
+    TFLite file must compute what the ``.keras`` model computes.
+    """
+    return [
+        CentreSquare(name="centre_square"),
+        keras.layers.Resizing(resize_to, resize_to, name="resize"),
+    ]
 
 
 def build_network(classes: int, *, image_size: int, weights, dropout: float) -> keras.Model:
@@ -71,7 +99,11 @@ def saved_model(network: keras.Model, class_names: Sequence[str], *, resize_to: 
     """The model to keep: raw uint8 pixels of any size in, probabilities per class out."""
     image_size = network.input.shape[1]
     pixels = keras.Input((None, None, 3), dtype="uint8", name=INPUT_NAME)
-    x = resize_layer(resize_to)(pixels)
+    # Resize float pixels: Keras' Resizing rounds uint8 results when called eagerly and not
+    # inside tf.data, so uint8 in would make predictions differ from the evaluation pipeline's.
+    x = keras.layers.Rescaling(1.0, name="to_float")(pixels)
+    for layer in resize_layers(resize_to):
+        x = layer(x)
     x = keras.layers.CenterCrop(image_size, image_size, name="centre_crop")(x)
     # training=False: the saved model always predicts (a SavedModel export would otherwise
     # keep the head's dropout on behind Keras' preprocessing layers).

@@ -1,13 +1,13 @@
 """Photos streamed from disk as ``tf.data`` batches, resized the way the saved model resizes.
 
 Every image is decoded (``tf.io.decode_image``: JPEG, PNG, GIF's first frame, BMP), then the
-model's own resizing layer (:func:`tlcourse.photos.model.resize_layer`) shrinks its centre square
+model's own resizing layer (:func:`tlcourse.photos.model.resize_layers`) shrinks its centre square
 to ``resize_to`` pixels, which is a resize of the shorter side followed by a centre crop. For
 evaluation the centre ``image_size`` square is kept, as the saved model does; for training a
 random ``image_size`` square and a random horizontal flip are drawn, from seeds that depend only
 on the run's seed, the epoch and the image's place in the batch order (so the same seed gives
-the same crops, however many threads decode). Batches hold float32 pixels in [0, 255]:
-normalisation is inside the model.
+the same crops, however many threads decode). Pixels are resized as floats, as in the saved
+model. Batches hold float32 pixels in [0, 255]: normalisation is inside the model.
 """
 
 from __future__ import annotations
@@ -55,10 +55,10 @@ def photo_dataset(
     import keras
     import tensorflow as tf
 
-    from tlcourse.photos.model import resize_layer
+    from tlcourse.photos.model import resize_layers
 
     count = len(files)
-    resize = resize_layer(resize_to)
+    crop_square, resize = resize_layers(resize_to)
     margin = resize_to - image_size
     onehot = keras.utils.to_categorical(files.labels, len(files.class_names)).astype(np.float32)
     ds = tf.data.Dataset.from_tensor_slices((list(files.paths), onehot))
@@ -70,7 +70,8 @@ def photo_dataset(
         ds = ds.map(lambda path, label: (path, label, tf.constant(0, tf.int64)))
 
     def load(path, label, random):
-        image = resize(tf.cast(decode(path), tf.float32))
+        image = tf.cast(decode(path), tf.float32)[tf.newaxis]  # float, as in the saved model
+        image = resize(crop_square(image))[0]
         if training:
             seeds = tf.stack([random, tf.constant(7, tf.int64)])
             image = tf.image.stateless_random_crop(image, (image_size, image_size, 3), seeds)
