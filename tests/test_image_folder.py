@@ -94,10 +94,23 @@ def test_image_folder_empty_class(folder_copy):
 def test_image_folder_image_of_another_size(folder_copy):
     odd = folder_copy / "train" / "dog" / "0003.jpg"
     Image.open(odd).resize((40, 30)).save(odd)
-    with pytest.raises(DataFormatError, match=r"0003\.jpg is 30x40 .* is 32x32.*Resize"):
+    with pytest.raises(DataFormatError, match=r"0003\.jpg is 30x40 .* is 32x32.*image_size="):
         load_image_folder(folder_copy)
-    with pytest.raises(DataFormatError, match=r"is 32x32 .* `image_size` is 64x64"):
-        load_image_folder(folder_copy, image_size=(64, 64))
+    sets = load_image_folder(folder_copy, image_size=(64, 48))  # mixed sizes, resized on load
+    assert sets["train"].images.shape[1:] == (64, 48, 3)
+    assert len(sets["train"]) == len(load_image_folder(folder_copy, image_size=(32, 32))["train"])
+
+
+def test_image_folder_reads_gif_and_bmp(folder_copy):
+    for suffix in (".gif", ".bmp"):
+        jpeg = sorted((folder_copy / "train" / "cat").glob("*.jpg"))[0]
+        Image.open(jpeg).save(jpeg.with_suffix(suffix))
+        jpeg.unlink()
+    sets = load_image_folder(folder_copy)
+    cat = sets["train"].class_names.index("cat")
+    files = list((folder_copy / "train" / "cat").iterdir())
+    assert {f.suffix for f in files} >= {".gif", ".bmp"}
+    assert (sets["train"].labels == cat).sum() == len(files)
 
 
 def test_image_folder_unreadable_image_and_missing_split(folder_copy):

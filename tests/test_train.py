@@ -203,3 +203,13 @@ def test_e3_on_images_preprocessed_once_matches_preprocessing_per_batch(small_sp
     per_batch = evaluate_model(model, dataset, val.class_names)
     assert per_batch.accuracy == pytest.approx(result.history["val_accuracy"][-1], abs=1e-6)
     assert not result.notes
+
+
+def test_a_model_that_does_not_fit_the_data_or_config_is_refused_naming_the_fix(small_split):
+    train, val = small_split
+    model = transfer_model(classes=10, input_shape=(32, 32, 3), weights=None)
+    with pytest.raises(ValueError, match=r"takes 32x32 images .*input_shape=\(64, 64, 3\)"):
+        fit(model, train, val, TrainConfig(image_size=64, epochs=1))
+    narrow = transfer_model(classes=3, input_shape=(32, 32, 3), weights=None)
+    with pytest.raises(ValueError, match=r"3 outputs but the data has 10 classes"):
+        fit(narrow, train, val, TrainConfig(epochs=1))

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import IO
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from tlcourse.archives import (
     ARCHIVE_SUFFIXES,
@@ -33,7 +33,7 @@ from tlcourse.errors import DataFormatError, DataNotFoundError
 from tlcourse.imageset import ImageSet
 
 #: File extensions :func:`load_image_folder` reads (compared in lower case).
-IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png")
+IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
 #: Opens one image file for reading: a file on disk or an archive member's bytes.
 _Opener = Callable[[], IO[bytes]]
 
@@ -201,7 +201,11 @@ def image_tree(
 
 
 def _read_image(
-    where: str, opener: _Opener, expected: tuple[int, int] | None, first: str | None
+    where: str,
+    opener: _Opener,
+    expected: tuple[int, int] | None,
+    first: str | None,
+    resize: bool = False,
 ) -> np.ndarray:
     try:
         stream = opener()
@@ -219,12 +223,18 @@ def _read_image(
             ) from err
         with image:
             size = (image.height, image.width)
+            if resize and expected is not None and size != expected:
+                # Shorter side to fit, then the centre cut to the target's aspect ratio.
+                image = ImageOps.fit(
+                    image.convert("RGB"), expected[::-1], Image.Resampling.BILINEAR
+                )
+                size = expected
             if expected is not None and size != expected:
                 against = f"the first image, {first}," if first else "`image_size`"
                 raise DataFormatError(
                     f"{where} is {size[0]}x{size[1]} (height x width) but {against} is "
-                    f"{expected[0]}x{expected[1]}; every image must have the same size. Resize "
-                    "the images first (e.g. Pillow's Image.resize) and save them again."
+                    f"{expected[0]}x{expected[1]}; every image must have the same size. Pass "
+                    "`image_size=(height, width)` to resize them as they load."
                 )
             try:
                 rgb = image if image.mode == "RGB" else image.convert("RGB")
@@ -242,8 +252,14 @@ def read_tree(
     class_names: Sequence[str] | None,
     image_size: tuple[int, int] | None,
     limit_per_class: int | None,
+    *,
+    resize: bool = False,
 ) -> dict[str, ImageSet]:
-    """Check an image-folder tree and decode its images: the one reader of folders and archives."""
+    """Check an image-folder tree and decode its images: the one reader of folders and archives.
+
+    With ``resize``, images of another size than ``image_size`` are resized to it (shorter side,
+    then a centre crop); without, they are refused.
+    """
     missing_splits = [s for s in splits if not tree.is_dir(s)]
     if missing_splits:
         raise DataFormatError(
@@ -294,7 +310,7 @@ def read_tree(
         images = None
         labels = np.array([label for _, _, label in listing[split]], dtype=np.int64)
         for i, (where, opener, _) in enumerate(listing[split]):
-            pixels = _read_image(where, opener, expected, first)
+            pixels = _read_image(where, opener, expected, first, resize)
             if expected is None:
                 expected, first = pixels.shape[:2], where
             if images is None:
@@ -319,8 +335,9 @@ def load_image_folder(
     one top folder. Archives are read in memory, never extracted; members with absolute paths
     or ``..`` are refused.
 
-    Files ending ``.jpg``, ``.jpeg`` or ``.png`` (any case) are read with Pillow and converted to
-    RGB; other files and hidden entries are skipped. Files are taken in name order.
+    Files ending ``.jpg``, ``.jpeg``, ``.png``, ``.gif`` (first frame) or ``.bmp`` (any case) are
+    read with Pillow and converted to RGB; other files and hidden entries are skipped. Files are
+    taken in name order.
 
     Args:
         root: the folder (or archive) holding one sub-folder per split.
@@ -328,8 +345,10 @@ def load_image_folder(
         class_names: the classes to read, in label order. Defaults to None: the class folders
             found, in CIFAR-10's official order if they are its ten classes, else sorted.
             When given, other class folders are ignored.
-        image_size: the ``(height, width)`` every image must have. Defaults to None: the size
-            of the first image read. Images are never resized here.
+        image_size: the ``(height, width)`` to resize every image to (shorter side to fit,
+            then a centre crop to that aspect ratio, bilinear). Defaults to None: every image
+            must have the size of the first one read, and none is resized. For photos of
+            mixed sizes larger than memory, stream them instead: :mod:`tlcourse.photos`.
         limit_per_class: read only the first N files of each class (quick runs); the others
             are never decoded. Defaults to None (all).
 
@@ -371,4 +390,6 @@ def load_image_folder(
             f"Received: class_names={class_names!r}"
         )
     with image_tree(root, splits=splits, class_names=class_names, limit=limit_per_class) as tree:
-        return read_tree(tree, splits, class_names, image_size, limit_per_class)
+        return read_tree(
+            tree, splits, class_names, image_size, limit_per_class, resize=image_size is not None
+        )

@@ -468,6 +468,7 @@ def fit(
             :mod:`tlcourse.feature_store`); ``None``: computed in memory for this run only.
     """
     num_classes = len(train.class_names)
+    check_fits(model, train, config)
     keras.utils.set_random_seed(config.seed)
     summary = freezing.freeze(model, config.experiment)
     own: list[keras.callbacks.Callback] = []
@@ -532,6 +533,23 @@ def fit(
             collapse_message(config, monitor.collapse_epoch, num_classes, result.dead_channels)
         )
     return result
+
+
+def check_fits(model: keras.Model, train: ImageSet, config: TrainConfig) -> None:
+    """Raise a ``ValueError`` naming the fix when ``model`` does not fit the data or config."""
+    size = tuple(model.input.shape[1:3])
+    if size != (config.image_size, config.image_size):
+        raise ValueError(
+            f"The model takes {size[0]}x{size[1]} images but `config.image_size` is "
+            f"{config.image_size}: build it with transfer_model(input_shape=({config.image_size}, "
+            f"{config.image_size}, 3)), or set TrainConfig(image_size={size[0]})."
+        )
+    classes = model.output.shape[-1]
+    if classes != train.num_classes:
+        raise ValueError(
+            f"The model has {classes} outputs but the data has {train.num_classes} classes: build "
+            f"it with transfer_model(classes={train.num_classes})."
+        )
 
 
 def _probe_images(val: ImageSet, config: TrainConfig) -> np.ndarray:
