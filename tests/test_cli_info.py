@@ -90,3 +90,32 @@ def test_no_weights_at_all_is_not_a_failure(tmp_path, monkeypatch):
     assert run.exit_code == 0, run.output
     assert weights_line(run.output).startswith("weights: not found.")
     assert "TLCOURSE_WEIGHTS" in run.output
+
+
+def data_line(output: str) -> str:
+    lines = output.split("\nweights:")[0].split("data:", 1)
+    return lines[1].strip()
+
+
+def test_a_folder_of_photos_is_usable_by_train_and_said_not_cifar(flowers_small, weights_npz):
+    run = info("--data", str(flowers_small), "--weights", str(weights_npz))
+    assert run.exit_code == 0, run.output
+    line = data_line(run.output)
+    assert "5 classes (daisy, dandelion, roses, sunflowers, tulips)" in line
+    assert "train 40, val 20" in line and "Usable by `tlcourse train`" in line
+    assert "not by `reproduce`" in line
+
+
+def test_cifar_is_usable_by_reproduce(archive, weights_npz):
+    run = info("--data", str(archive), "--weights", str(weights_npz))
+    assert run.exit_code == 0, run.output
+    assert "CIFAR-10: usable by `tlcourse reproduce`" in data_line(run.output)
+
+
+def test_a_folder_holding_no_dataset_is_unusable_and_fails(tmp_path, weights_npz):
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("find photos")
+    run = info("--data", str(tmp_path), "--weights", str(weights_npz))
+    assert run.exit_code == 1
+    line = data_line(run.output)
+    assert "is unusable: not CIFAR-10" in line and "not a folder of photos" in line

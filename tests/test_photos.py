@@ -33,39 +33,6 @@ QUICK = PhotoConfig(
 )
 
 
-def _take(archive: Path, target: Path, per_split: dict[str, int]) -> Path:
-    """The first files of each class of each split of the flowers archive, as a folder."""
-    taken: dict[tuple[str, str], int] = {}
-    with tarfile.open(archive) as tar:
-        for member in tar:
-            parts = member.name.split("/")
-            if not member.isfile() or len(parts) != 4 or parts[1] not in per_split:
-                continue
-            key = (parts[1], parts[2])
-            if taken.get(key, 0) >= per_split[parts[1]]:
-                continue
-            taken[key] = taken.get(key, 0) + 1
-            out = target.joinpath(*parts[1:])
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_bytes(tar.extractfile(member).read())
-    return target
-
-
-@pytest.fixture(scope="session")
-def flowers_small(shared_dir: Path, tmp_path_factory) -> Path:
-    """train/ (8 a class) and val/ (4 a class) of real flower photos; some PNG, GIF, BMP."""
-    root = _take(
-        shared_dir / "data" / "flowers-256.tar",
-        tmp_path_factory.mktemp("flowers") / "flowers",
-        {"train": 8, "val": 4},
-    )
-    for suffix, cls in ((".png", "daisy"), (".gif", "roses"), (".bmp", "tulips")):
-        jpeg = sorted((root / "train" / cls).glob("*.jpg"))[0]
-        Image.open(jpeg).save(jpeg.with_suffix(suffix))
-        jpeg.unlink()
-    return root
-
-
 @pytest.fixture
 def flowers_copy(flowers_small: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(flowers_small, tmp_path / "photos"))

@@ -12,7 +12,6 @@ import click  # noqa: E402
 from tlcourse.cli_options import data_option as _data_option  # noqa: E402
 from tlcourse.cli_options import friendly_errors as _friendly_errors  # noqa: E402
 from tlcourse.cli_options import weights_option as _weights_option  # noqa: E402
-from tlcourse.errors import TLCourseError  # noqa: E402
 from tlcourse.protocols import DEFAULT_PROTOCOL, PROTOCOLS  # noqa: E402
 
 EXPERIMENT_CHOICES = ("E1", "E2", "E3")
@@ -101,39 +100,14 @@ def report(folder) -> None:
 @_data_option
 @_weights_option
 def info(data, weights) -> None:
-    """Say which CIFAR-10 and which weights tlcourse would use, and where they are.
+    """Say which data and weights tlcourse would use, where they are, and whether they work.
 
-    The weights are read and checked: the exit status is 1 when they cannot be used.
+    The weights are read and checked, the data's layout and classes too (CIFAR-10 for
+    `reproduce`, any image folder for `train`): the exit status is 1 when either is unusable.
     """
+    from tlcourse.checkup import check_data, check_weights
     from tlcourse.config import cache_dir
-    from tlcourse.data import locate_cifar10
-    from tlcourse.errors import DataNotFoundError
-    from tlcourse.hub import sha256sum
     from tlcourse.provenance import package_versions
-    from tlcourse.weights import load_state_dict, locate_weights
-
-    # Each check returns (ok, message). Nothing found is not a failure (info says what to
-    # set); a file that is found but cannot be used is.
-    def check_data(value) -> tuple[bool, str]:
-        try:
-            return True, str(locate_cifar10(value, download=False))
-        except TLCourseError as error:
-            return True, f"not found. {error}"
-
-    def check_weights(value) -> tuple[bool, str]:
-        try:
-            found = locate_weights(value, download=False)
-        except DataNotFoundError as error:
-            return True, f"not found. {error}"
-        except TLCourseError as error:
-            return False, f"unusable: {error}"
-        try:
-            tensors = load_state_dict(found)
-        except (TLCourseError, OSError) as error:
-            return False, f"{found} is unusable: {error}"
-        return True, (
-            f"{found} (valid: SqueezeNet 1.1, {len(tensors)} tensors, sha256 {sha256sum(found)})"
-        )
 
     click.echo(f"cache:   {cache_dir()}")
     usable = True
