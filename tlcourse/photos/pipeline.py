@@ -16,6 +16,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+#: Bumped whenever decoding, resizing or cropping changes: part of every cached feature's key,
+#: so that features computed by older code are never reused.
+PREPROCESSING_VERSION = 2
+
 if TYPE_CHECKING:
     import tensorflow as tf
 

@@ -129,9 +129,10 @@ def _history(keras_history) -> dict[str, list[float]]:
 def _features(frozen, files: ImageFiles, config: PhotoConfig, store, *, mirror: bool = False):
     """The frozen backbone's pooled output for ``files`` (centre crops, maybe mirrored)."""
     from tlcourse.feature_store import array_digest
-    from tlcourse.photos.pipeline import photo_dataset
+    from tlcourse.photos.pipeline import PREPROCESSING_VERSION, photo_dataset
 
     key = {
+        "preprocessing": PREPROCESSING_VERSION,
         "files": files.fingerprint(),
         "image_size": config.image_size,
         "resize_to": config.resize_to,
