@@ -252,3 +252,18 @@ def test_image_files_fingerprint_changes_when_a_file_does(flowers_copy):
     before = files.fingerprint()
     Path(files.paths[0]).write_bytes(Path(files.paths[1]).read_bytes())
     assert ImageFiles(files.paths, files.labels, files.class_names).fingerprint() != before
+
+
+def test_cached_features_are_reused_only_by_the_same_preprocessing(
+    flowers_small, weights_npz, tmp_path, monkeypatch
+):
+    from tlcourse.photos import pipeline
+
+    store = tmp_path / "features"
+    quick = PhotoConfig(image_size=64, resize_to=72, head_epochs=1, finetune_epochs=0)
+    run = {"weights": weights_npz, "verbose": 0, "log": lambda line: None, "feature_store": store}
+    assert not train(flowers_small, quick, **run).notes
+    again = train(flowers_small, quick, **run)
+    assert any("read from the feature store" in note for note in again.notes)
+    monkeypatch.setattr(pipeline, "PREPROCESSING_VERSION", pipeline.PREPROCESSING_VERSION + 1)
+    assert not train(flowers_small, quick, **run).notes  # computed again, not reused

@@ -6,7 +6,9 @@ The same in Python as on the command line (``tlcourse train``, ``predict``, ``ex
 
     result = photos.train("flowers/")          # train/ and val/, one folder per class
     result.model.save("flowers.keras")          # uint8 pixels of any size in, class names kept
-    photos.predict("flowers.keras", ["rose.jpg"])
+    for prediction in photos.predict("flowers.keras", ["rose.jpg"]):
+        print(prediction.line())                # "rose.jpg: <class> <probability>, ..."
+    photos.export("flowers.keras", "tflite")     # checked against the .keras model
 
 Modules, one job each: :mod:`~tlcourse.photos.folders` (find and check the files),
 :mod:`~tlcourse.photos.pipeline` (stream them with ``tf.data``), :mod:`~tlcourse.photos.model`
@@ -15,7 +17,21 @@ Modules, one job each: :mod:`~tlcourse.photos.folders` (find and check the files
 and :mod:`~tlcourse.photos.export`.
 """
 
+from tlcourse.photos.export import export
 from tlcourse.photos.folders import ImageFiles, PhotoFolder, open_folder
+from tlcourse.photos.model import load
+from tlcourse.photos.predict import Prediction, predict
 from tlcourse.photos.recipe import PhotoConfig, PhotoResult, train
 
-__all__ = ["ImageFiles", "PhotoConfig", "PhotoFolder", "PhotoResult", "open_folder", "train"]
+__all__ = [
+    "ImageFiles",
+    "PhotoConfig",
+    "PhotoFolder",
+    "PhotoResult",
+    "Prediction",
+    "export",
+    "load",
+    "open_folder",
+    "predict",
+    "train",
+]
