@@ -174,6 +174,7 @@ def train(
     validation_split: float | None = None,
     workdir: str | os.PathLike | None = None,
     feature_store: str | os.PathLike | None = None,
+    callbacks: list | None = None,
     verbose: int | str = "auto",
     log: Callable[[str], None] = print,
 ) -> PhotoResult:
@@ -190,6 +191,7 @@ def train(
             after the last finished epoch. Defaults to None (no checkpoint).
         feature_store: folder keeping the frozen backbone's features between runs. Defaults to
             None (computed for this run only).
+        callbacks: more Keras callbacks for the fine-tuning stage, run after tlcourse's own.
         verbose: Keras' ``verbose`` (1: a progress bar, 2: a line per epoch, 0: silent).
         log: where progress lines go.
 
@@ -286,12 +288,12 @@ def train(
             "resize_to": config.resize_to,
             "batch_size": config.batch_size,
         }
-        callbacks = [_early_stopping(config.finetune_patience)]
+        own = [_early_stopping(config.finetune_patience)]
         if workdir is not None:
             backup = Path(workdir) / "backup"
             if backup.exists():
                 notes.append(f"Fine-tuning resumed from the checkpoint in {backup}.")
-            callbacks.append(keras.callbacks.BackupAndRestore(str(backup)))
+            own.append(keras.callbacks.BackupAndRestore(str(backup)))
         log(
             f"fine-tune: every layer, Adam {config.finetune_learning_rate:g}, up to "
             f"{config.finetune_epochs} epochs of {math.ceil(len(folder.train) / config.batch_size)}"
@@ -303,7 +305,7 @@ def train(
                 photo_dataset(folder.train, training=True, seed=config.seed, **common),
                 validation_data=photo_dataset(folder.val, **common),
                 epochs=config.finetune_epochs,
-                callbacks=callbacks,
+                callbacks=[*own, *(callbacks or [])],
                 shuffle=False,  # the dataset shuffles itself
                 verbose=verbose,
             )
