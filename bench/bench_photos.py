@@ -17,7 +17,9 @@ Two stages, each timed from the folder on disk to a trained model:
   unfrozen, recompiled at 1e-4, ``fit`` on the folder's batches through
   ``RandomFlip("horizontal")``. tlcourse side: its fine-tuning stage (random crops and flips from
   a 256 px centre square), timed alone (``times_s["finetune_s"]``). Reported whole (the first
-  epoch holds graph tracing) and as the median of the later epochs (steady state).
+  epoch holds graph tracing), and per epoch in steady state: the two sides' epochs alternate
+  for ``--rounds`` rounds and the median after the first round is compared (one epoch of
+  this machine varies by a quarter from one to the next, so single runs are not compared).
 
 Images per second = training images x epochs / wall seconds. Ratio = tlcourse's rate over the
 Keras side's (> 1: tlcourse is faster). Both sides decode with ``tf.io.decode_image``; the
@@ -73,40 +75,15 @@ def subset(source: Path, target: Path, train_per_class: int, val_per_class: int)
     return target
 
 
-class EpochTimer(keras.callbacks.Callback):
-    """Wall seconds of every epoch (its validation pass included)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.seconds: list[float] = []
-
-    def on_epoch_begin(self, epoch, logs=None) -> None:
-        self.start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None) -> None:
-        self.seconds.append(time.perf_counter() - self.start)
-
-    def later(self) -> float:
-        """Median epoch after the first (the first holds the train step's tracing)."""
-        return statistics.median(self.seconds[1:])
-
-
 def keras_guide(folder: Path, weights: Path, head_epochs: int, finetune_epochs: int, seed: int):
     """The guide's way: image_dataset_from_directory and model.fit.
 
-    Returns (frozen stage s, fine-tuning s, fine-tuning's later epoch s).
+    Returns (frozen stage s, fine-tuning s).
     """
     seed_everything(seed)
     start = time.perf_counter()
-    common = {"image_size": (224, 224), "batch_size": 32, "label_mode": "categorical"}
-    train_ds = keras.utils.image_dataset_from_directory(
-        folder / "train", shuffle=True, seed=seed, verbose=False, **common
-    )
-    val_ds = keras.utils.image_dataset_from_directory(
-        folder / "val", shuffle=False, verbose=False, **common
-    )
-    classes = len(train_ds.class_names)
-    model = build_network(classes, image_size=224, weights=weights, dropout=0.0)
+    train_ds, val_ds = guide_datasets(folder, seed)
+    model = build_network(len(train_ds.class_names), image_size=224, weights=weights, dropout=0.0)
     for layer in model.layers:
         layer.trainable = layer.name == "head_dense"
     model.compile(keras.optimizers.Adam(1e-4), "categorical_crossentropy", metrics=["accuracy"])
@@ -114,18 +91,74 @@ def keras_guide(folder: Path, weights: Path, head_epochs: int, finetune_epochs: 
     frozen_s = time.perf_counter() - start
 
     start = time.perf_counter()
-    flip = keras.layers.RandomFlip("horizontal", seed=seed)
-    flipped = train_ds.map(lambda x, y: (flip(x, training=True), y))
     for layer in model.layers:
         layer.trainable = True
     model.compile(keras.optimizers.Adam(1e-4), "categorical_crossentropy", metrics=["accuracy"])
-    timer = EpochTimer()
-    model.fit(flipped, validation_data=val_ds, epochs=finetune_epochs, callbacks=[timer], verbose=0)
-    return frozen_s, time.perf_counter() - start, timer.later()
+    model.fit(flipped(train_ds, seed), validation_data=val_ds, epochs=finetune_epochs, verbose=0)
+    return frozen_s, time.perf_counter() - start
+
+
+def guide_datasets(folder: Path, seed: int):
+    """The guide's batches: ``image_dataset_from_directory`` at 224 px, 32 a batch."""
+    common = {"image_size": (224, 224), "batch_size": 32, "label_mode": "categorical"}
+    train_ds = keras.utils.image_dataset_from_directory(
+        folder / "train", shuffle=True, seed=seed, verbose=False, **common
+    )
+    val_ds = keras.utils.image_dataset_from_directory(
+        folder / "val", shuffle=False, verbose=False, **common
+    )
+    return train_ds, val_ds
+
+
+def flipped(dataset, seed: int):
+    flip = keras.layers.RandomFlip("horizontal", seed=seed)
+    return dataset.map(lambda x, y: (flip(x, training=True), y))
+
+
+def interleaved_epochs(folder: Path, weights: Path, rounds: int, seed: int) -> tuple[float, float]:
+    """Median fine-tuning epoch (after the first) of each side, their epochs alternating.
+
+    The same network, compiled at Adam 1e-4: the guide's batches through ``RandomFlip``, then
+    tlcourse's streamed crops and flips (:func:`tlcourse.photos.pipeline.photo_dataset`) and
+    its compile. Alternating epochs makes a drift in the machine's load hit both sides alike.
+    """
+    from tlcourse.photos.pipeline import photo_dataset
+    from tlcourse.photos.recipe import _compile
+
+    seed_everything(seed)
+    files = open_folder(folder)
+    guide_train, guide_val = guide_datasets(folder, seed)
+    config = PhotoConfig(seed=seed)
+    common = {"image_size": 224, "resize_to": 256, "batch_size": 32}
+    sides = []
+    for datasets in (
+        (flipped(guide_train, seed), guide_val),
+        (
+            photo_dataset(files.train, training=True, seed=seed, **common),
+            photo_dataset(files.val, **common),
+        ),
+    ):
+        model = build_network(files.num_classes, image_size=224, weights=weights, dropout=0.0)
+        _compile(model, 1e-4, config)
+        sides.append((model, datasets, []))
+    for epoch in range(rounds):
+        for model, (train_ds, val_ds), seconds in sides:
+            start = time.perf_counter()
+            model.fit(
+                train_ds,
+                validation_data=val_ds,
+                initial_epoch=epoch,
+                epochs=epoch + 1,
+                shuffle=False,
+                verbose=0,
+            )
+            seconds.append(time.perf_counter() - start)
+    guide, ours = (statistics.median(seconds[1:]) for _, _, seconds in sides)
+    return guide, ours
 
 
 def tlcourse_way(folder: Path, weights: Path, head_epochs: int, finetune_epochs: int, seed: int):
-    """``tlcourse.photos.train``, no stored features: like :func:`keras_guide`'s three times."""
+    """``tlcourse.photos.train``, no stored features: (frozen stage s, fine-tuning s)."""
     quiet = {"weights": weights, "verbose": 0, "log": lambda line: None}
     frozen = PhotoConfig(
         head_epochs=head_epochs, head_patience=head_epochs, finetune_epochs=0, seed=seed
@@ -136,9 +169,7 @@ def tlcourse_way(folder: Path, weights: Path, head_epochs: int, finetune_epochs:
     tuned = PhotoConfig(
         head_epochs=1, finetune_epochs=finetune_epochs, finetune_patience=finetune_epochs, seed=seed
     )
-    timer = EpochTimer()
-    result = train(folder, tuned, callbacks=[timer], **quiet)
-    return frozen_s, result.times_s["finetune_s"], timer.later()
+    return frozen_s, train(folder, tuned, **quiet).times_s["finetune_s"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -150,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     # 20: fewer than the head's early stopping ran on the whole flowers set (48 epochs).
     parser.add_argument("--head-epochs", type=positive_int, default=20)
     parser.add_argument("--finetune-epochs", type=positive_int, default=3)
+    parser.add_argument("--rounds", type=positive_int, default=5, help="alternating epochs")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "results" / "bench")
     args = parser.parse_args(argv)
@@ -163,12 +195,14 @@ def main(argv: list[str] | None = None) -> int:
         epochs = (args.head_epochs, args.finetune_epochs)
         guide = keras_guide(folder, weights, *epochs, args.seed)
         ours = tlcourse_way(folder, weights, *epochs, args.seed)
+        steady = interleaved_epochs(folder, weights, args.rounds, args.seed)
+        guide, ours = (*guide, steady[0]), (*ours, steady[1])
 
     rows = []
     stages = (
         ("frozen, whole stage", "frozen", epochs[0]),
         ("fine-tuning, whole stage", "finetune", epochs[1]),
-        ("fine-tuning, one later epoch (median)", "finetune", 1),
+        ("fine-tuning, one epoch (alternating, median)", "finetune", 1),
     )
     for i, (stage, target, stage_epochs) in enumerate(stages):
         rates = [n_train * stage_epochs / side[i] for side in (guide, ours)]
