@@ -267,3 +267,17 @@ def test_cached_features_are_reused_only_by_the_same_preprocessing(
     assert any("read from the feature store" in note for note in again.notes)
     monkeypatch.setattr(pipeline, "PREPROCESSING_VERSION", pipeline.PREPROCESSING_VERSION + 1)
     assert not train(flowers_small, quick, **run).notes  # computed again, not reused
+
+
+def test_predict_names_an_unreadable_image_and_still_predicts_the_others(trained, tmp_path):
+    from tlcourse.cli import main
+
+    result, path = trained
+    (tmp_path / "notes.txt").write_text("not a photo")
+    webp = tmp_path / "photo.webp"
+    Image.open(result.folder.val.paths[0]).save(webp)
+    shown = CliRunner().invoke(main, ["predict", str(path), str(tmp_path / "notes.txt"), str(webp)])
+    assert shown.exit_code == 1
+    assert "notes.txt could not be decoded as an image (Unknown image file format" in shown.output
+    assert "function_node" not in shown.output
+    assert f"{webp}: " in shown.output

@@ -67,7 +67,7 @@ def train(
     """Train a classifier on DATA, a folder of photos: train/<class>/*, val/<class>/*.
 
     DATA may also hold one folder per class (a validation share is split off), or be a .tar or
-    .zip of either. JPEG, PNG, GIF and BMP of any size are read. A new head is trained on the
+    .zip of either. JPEG, PNG, GIF, BMP and WebP of any size are read. A new head is trained on the
     frozen ImageNet backbone, then every layer is fine-tuned at a low learning rate.
     """
     from tlcourse.config import cache_dir
@@ -132,12 +132,26 @@ def _check_resume(out: Path, settings: dict) -> None:
 @click.option("--top", type=click.IntRange(min=1), default=3, show_default=True)
 @friendly_errors
 def predict(model, images, top) -> None:
-    """Print the TOP classes of each of IMAGES, with probabilities, by MODEL (a .keras file)."""
+    """Print the TOP classes of each of IMAGES, with probabilities, by MODEL (a .keras file).
+
+    An image that cannot be read is named on stderr and the others are still predicted; the
+    exit status is then 1.
+    """
+    from tlcourse.errors import DataFormatError
     from tlcourse.photos.model import load
     from tlcourse.photos.predict import predict as run
 
-    for prediction in run(load(model), images, top=top):
+    loaded, failed = load(model), 0
+    for image in images:
+        try:
+            (prediction,) = run(loaded, [image], top=top)
+        except DataFormatError as error:
+            click.echo(f"Error: {error}", err=True)
+            failed += 1
+            continue
         click.echo(prediction.line())
+    if failed:
+        raise SystemExit(1)
 
 
 @click.command()

@@ -32,7 +32,7 @@ from tlcourse.config import cache_dir
 from tlcourse.errors import DataFormatError, DataNotFoundError
 
 #: Image formats read (compared in lower case): what ``tf.io.decode_image`` decodes.
-IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
+IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp")
 #: Names of the validation folder beside ``train/``, in the order they are looked for.
 VALIDATION_NAMES: tuple[str, ...] = ("val", "validation", "valid")
 TRAIN_NAME = "train"
@@ -454,6 +454,6 @@ def _without(files: ImageFiles | None, bad: dict[str, str], split: str) -> Image
         raise DataFormatError(
             f"Class(es) {', '.join(empty)} have no readable image left in the {split} images "
             f"(every one failed to decode, e.g. {next(p for p in files.paths if p in bad)}). "
-            "Replace those files with readable JPEG, PNG, GIF or BMP images."
+            "Replace those files with readable JPEG, PNG, GIF, BMP or WebP images."
         )
     return kept

@@ -1,6 +1,6 @@
 """Photos streamed from disk as ``tf.data`` batches, resized the way the saved model resizes.
 
-Every image is decoded (``tf.io.decode_image``: JPEG, PNG, GIF's first frame, BMP), then the
+Every image is decoded (``tf.io.decode_image``: JPEG, PNG, GIF's first frame, BMP, WebP), then the
 model's own resizing layer (:func:`tlcourse.photos.model.resize_layers`) shrinks its centre square
 to ``resize_to`` pixels, which is a resize of the shorter side followed by a centre crop. For
 evaluation the centre ``image_size`` square is kept, as the saved model does; for training a

@@ -30,13 +30,16 @@ def _pixels(path: str) -> np.ndarray:
     from tlcourse.photos.pipeline import decode
 
     if not os.path.isfile(path):
-        raise DataFormatError(f"{path} is not a file. Give image files (JPEG, PNG, GIF, BMP).")
+        raise DataFormatError(
+            f"{path} is not a file. Give image files (JPEG, PNG, GIF, BMP, WebP)."
+        )
     try:
         return decode(tf.constant(path)).numpy()
     except tf.errors.InvalidArgumentError as err:
+        reason = err.message.split("}} ")[-1].split(" [Op:")[0].strip()  # TF's own words only
         raise DataFormatError(
-            f"{path} could not be decoded as an image ({err.message.splitlines()[0]}). Give "
-            "JPEG, PNG, GIF or BMP files."
+            f"{path} could not be decoded as an image ({reason}). Give JPEG, PNG, GIF, BMP or "
+            "WebP files."
         ) from None
 
 

@@ -205,7 +205,7 @@ def train(
     from tlcourse.feature_store import FeatureStore
     from tlcourse.photos.model import build_network, saved_model
     from tlcourse.photos.pipeline import photo_dataset
-    from tlcourse.train import feature_dataset, split_at_frozen
+    from tlcourse.train import JSONHistory, feature_dataset, split_at_frozen
     from tlcourse.weights import locate_weights
 
     config = config or PhotoConfig()
@@ -289,11 +289,17 @@ def train(
             "batch_size": config.batch_size,
         }
         own = [_early_stopping(config.finetune_patience)]
+        recorder = None
         if workdir is not None:
             backup = Path(workdir) / "backup"
+            recorder = JSONHistory(Path(workdir) / "finetune-history.json")
             if backup.exists():
-                notes.append(f"Fine-tuning resumed from the checkpoint in {backup}.")
-            own.append(keras.callbacks.BackupAndRestore(str(backup)))
+                notes.append(
+                    f"Fine-tuning resumed from the checkpoint in {backup} after epoch "
+                    f"{len(recorder.epochs)}; early stopping only compared the epochs after it, "
+                    "and their shuffles differ from an uninterrupted run's."
+                )
+            own += [keras.callbacks.BackupAndRestore(str(backup)), recorder]
         log(
             f"fine-tune: every layer, Adam {config.finetune_learning_rate:g}, up to "
             f"{config.finetune_epochs} epochs of {math.ceil(len(folder.train) / config.batch_size)}"
@@ -310,6 +316,8 @@ def train(
                 verbose=verbose,
             )
         )
+        if recorder is not None:  # every epoch, those before an interruption too
+            finetune_history = recorder.history()
         times["finetune_s"] = time.perf_counter() - start
         tuned_eval = _evaluate(network, folder.val, config)
         if tuned_eval.accuracy > head_eval.accuracy:
