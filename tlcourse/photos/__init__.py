@@ -17,21 +17,26 @@ Modules, one job each: :mod:`~tlcourse.photos.folders` (find and check the files
 and :mod:`~tlcourse.photos.export`.
 """
 
-from tlcourse.photos.export import export
-from tlcourse.photos.folders import ImageFiles, PhotoFolder, open_folder
-from tlcourse.photos.model import load
-from tlcourse.photos.predict import Prediction, predict
-from tlcourse.photos.recipe import PhotoConfig, PhotoResult, train
+import importlib
 
-__all__ = [
-    "ImageFiles",
-    "PhotoConfig",
-    "PhotoFolder",
-    "PhotoResult",
-    "Prediction",
-    "export",
-    "load",
-    "open_folder",
-    "predict",
-    "train",
-]
+#: Where each public name lives; imported on first use, so that ``tlcourse.photos.cli`` (and
+#: ``tlcourse --help``) load neither Keras nor TensorFlow.
+_HOMES = {
+    "ImageFiles": "folders",
+    "PhotoFolder": "folders",
+    "open_folder": "folders",
+    "PhotoConfig": "recipe",
+    "PhotoResult": "recipe",
+    "train": "recipe",
+    "load": "model",
+    "Prediction": "predict",
+    "predict": "predict",
+    "export": "export",
+}
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
