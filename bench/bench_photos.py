@@ -18,8 +18,8 @@ Two stages, each timed from the folder on disk to a trained model:
   ``RandomFlip("horizontal")``. tlcourse side: its fine-tuning stage (random crops and flips from
   a 256 px centre square), timed alone (``times_s["finetune_s"]``). Reported whole (the first
   epoch holds graph tracing), and per epoch in steady state: the two sides' epochs alternate
-  for ``--rounds`` rounds and the median after the first round is compared (one epoch of
-  this machine varies by a quarter from one to the next, so single runs are not compared).
+  for ``--rounds`` rounds and the median after the first round is compared (on a busy 2-core
+  machine one epoch against one is noise; alternating lets a change of load hit both sides).
 
 Images per second = training images x epochs / wall seconds. Ratio = tlcourse's rate over the
 Keras side's (> 1: tlcourse is faster). Both sides decode with ``tf.io.decode_image``; the

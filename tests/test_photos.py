@@ -242,6 +242,9 @@ def test_an_interrupted_run_resumes_only_with_the_same_settings(flowers_small, t
 
     out = tmp_path / "run"
     _check_resume(out, {"seed": 0})
+    _check_resume(out, {"seed": 2})  # stopped before any checkpoint: nothing to resume, replaced
+    _check_resume(out, {"seed": 0})
+    (out / "checkpoint" / "backup").mkdir()  # fine-tuning had begun: an interrupted run
     _check_resume(out, {"seed": 0})  # same settings: resumes
     with pytest.raises(TLCourseError, match="other settings"):
         _check_resume(out, {"seed": 1})

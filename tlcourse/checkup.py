@@ -53,7 +53,7 @@ def check_data(value: str | os.PathLike | None) -> Check:
         problem = _cifar_class_problem(found)
         if problem is None:
             return Check(True, f"{found} (CIFAR-10: usable by `tlcourse reproduce` and `train`)")
-        cifar_error = problem
+        return _check_photo_folder(found, problem)
     return _check_photo_folder(Path(given), cifar_error)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -11,6 +10,7 @@ import click  # noqa: E402
 
 from tlcourse.cli_options import data_option as _data_option  # noqa: E402
 from tlcourse.cli_options import friendly_errors as _friendly_errors  # noqa: E402
+from tlcourse.cli_options import keras_verbosity  # noqa: E402
 from tlcourse.cli_options import weights_option as _weights_option  # noqa: E402
 from tlcourse.protocols import DEFAULT_PROTOCOL, PROTOCOLS  # noqa: E402
 
@@ -81,7 +81,7 @@ def reproduce(experiments, budget, seeds, out, protocol, data, weights) -> None:
         data=data,
         weights=weights,
         protocol=protocol,
-        verbose=1 if sys.stdout.isatty() else 2,  # a progress bar on a terminal, else a line
+        verbose=keras_verbosity(),
         log=click.echo,
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 
 import click
 
@@ -21,6 +22,11 @@ def friendly_errors(command):
             raise click.ClickException(str(error)) from error
 
     return wrapper
+
+
+def keras_verbosity() -> int:
+    """Keras' ``verbose``: a progress bar on a terminal, else one line an epoch (logs, CI)."""
+    return 1 if sys.stdout.isatty() else 2
 
 
 data_option = click.option(

@@ -5,6 +5,10 @@ built (a new head's initial weights come from Keras' global seed) and switches T
 deterministic kernels (``tf.data`` keeps its order too). What stays nondeterministic: another
 machine's floating-point kernels (another CPU, another thread count, a GPU) give other last digits,
 which training can grow into other accuracies.
+
+Used by ``tlcourse train`` (:mod:`tlcourse.photos`) and the graded kernels. ``tlcourse reproduce``
+only sets the seeds (``keras.utils.set_random_seed``): on CPU that already repeats its runs, and
+deterministic kernels would change the last digits of the study's recorded runs.
 """
 
 from __future__ import annotations

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
 
-from tlcourse.cli_options import friendly_errors, weights_option
+from tlcourse.cli_options import friendly_errors, keras_verbosity, weights_option
 
 
 def _default_out(data: str, seed: int) -> Path:
@@ -97,7 +96,7 @@ def train(
         validation_split=validation_split,
         workdir=out / "checkpoint",
         feature_store=cache_dir() / "features",
-        verbose=1 if sys.stdout.isatty() else 2,
+        verbose=keras_verbosity(),
         log=click.echo,
     )
     for note in result.notes:
@@ -110,12 +109,16 @@ def train(
 
 
 def _check_resume(out: Path, settings: dict) -> None:
-    """Refuse to resume an interrupted run in ``out`` with other settings."""
+    """Refuse to resume an interrupted run in ``out`` with other settings.
+
+    A run counts as interrupted once it holds a fine-tuning checkpoint; one that stopped before
+    (bad data, no weights) left nothing to resume, and its settings are simply replaced.
+    """
     from tlcourse.errors import TLCourseError
     from tlcourse.files import write_json_atomic
 
     started = out / "checkpoint" / "settings.json"
-    if started.exists():
+    if started.exists() and (out / "checkpoint" / "backup").exists():
         before = json.loads(started.read_text())
         if before != settings:
             raise TLCourseError(

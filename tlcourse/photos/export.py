@@ -28,9 +28,9 @@ class ExportError(TLCourseError, RuntimeError):
 def probe_images(paths=None) -> list[np.ndarray]:
     """Images to compare on: the given files, else seeded random images of two sizes."""
     if paths:
-        from tlcourse.photos.predict import _pixels
+        from tlcourse.photos.predict import read_pixels
 
-        return [_pixels(str(p)) for p in paths]
+        return [read_pixels(str(p)) for p in paths]
     rng = np.random.default_rng(0)
     return [rng.integers(0, 256, shape, dtype=np.uint8) for shape in ((300, 400, 3), (256, 256, 3))]
 

@@ -89,10 +89,3 @@ def photo_dataset(
 
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-
-
-def image_batch(paths: list[str]) -> list[np.ndarray]:
-    """The uint8 pixels of each file, as the saved model takes them (any size)."""
-    import tensorflow as tf
-
-    return [decode(tf.constant(str(p))).numpy() for p in paths]

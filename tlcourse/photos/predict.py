@@ -24,7 +24,8 @@ class Prediction:
         return f"{self.path}: {shown}"
 
 
-def _pixels(path: str) -> np.ndarray:
+def read_pixels(path: str) -> np.ndarray:
+    """The uint8 RGB pixels of the image file at ``path``, as the saved model takes them."""
     import tensorflow as tf
 
     from tlcourse.photos.pipeline import decode
@@ -60,7 +61,7 @@ def predict(model, paths: Sequence[str | os.PathLike], *, top: int = 3) -> list[
     names = class_names_of(model)
     predictions = []
     for path in map(str, paths):
-        probabilities = np.asarray(model(_pixels(path)[np.newaxis], training=False))[0]
+        probabilities = np.asarray(model(read_pixels(path)[np.newaxis], training=False))[0]
         order = np.argsort(-probabilities, kind="stable")[:top]
         predictions.append(
             Prediction(

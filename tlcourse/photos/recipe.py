@@ -27,7 +27,7 @@ import numpy as np
 from tlcourse.evaluate import Evaluation
 from tlcourse.photos.folders import ImageFiles, PhotoFolder, open_folder
 
-#: Pooled backbone features per image (what the head sees).
+#: Images a batch when computing features and when evaluating (changes no number, only speed).
 FEATURE_BATCH = 64
 
 
